@@ -1,0 +1,42 @@
+# One set of entry points for the README, developers and CI.
+# `make run` starts the server on the embedded default; `make test` runs every check.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test pytest lint typecheck format bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: setup
+	scripts/run-server.sh
+
+test: lint typecheck pytest
+
+pytest: setup
+	scripts/run-tests.sh
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/ruff format --check src tests bench scripts
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+format: setup
+	$(VENV)/bin/ruff format src tests bench scripts
+	$(VENV)/bin/ruff check --fix src tests bench scripts
+
+bench: setup
+	$(PY) bench/login_timing.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache artifacts

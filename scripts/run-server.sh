@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Start GuruConnect on the embedded default: SQLite in the working directory, no Redis.
+#
+# The JWT secret and the first admin's password are generated once into
+# $GURUCONNECT_HOME (default ~/.config/guruconnect), outside the repository, in files
+# only their owner can read (0600). Set JWT_SECRET yourself to use your own.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+home="${GURUCONNECT_HOME:-${XDG_CONFIG_HOME:-$HOME/.config}/guruconnect}"
+mkdir -p "$home"
+chmod 700 "$home"
+bin=.venv/bin/guruconnect
+
+if [ -z "${JWT_SECRET:-}" ] && [ -z "${JWT_SECRET_FILE:-}" ]; then
+  secret_file="$home/jwt_secret"
+  if [ ! -s "$secret_file" ]; then
+    (umask 077 && .venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(48))' >"$secret_file")
+    echo "Generated a JWT secret in $secret_file (mode 0600)."
+  fi
+  export JWT_SECRET_FILE="$secret_file"
+fi
+
+"$bin" admin bootstrap --password-file "$home/admin_password"
+
+host="${GURUCONNECT_HOST:-127.0.0.1}"
+port="${GURUCONNECT_PORT:-3002}"
+cat <<TXT
+
+GuruConnect is starting on http://$host:$port
+  log in:    POST http://$host:$port/api/auth/login  {"username": "admin", "password": "..."}
+  password:  $home/admin_password   (for the first admin, created on the first run)
+  health:    http://$host:$port/health     API schema: http://$host:$port/openapi.json
+  database:  ${DATABASE_URL:-sqlite+aiosqlite:///guruconnect.db} (in $(pwd))
+
+TXT
+exec "$bin" server

@@ -1,0 +1,187 @@
+"""The one ``guruconnect`` command: server, admin, version."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from guruconnect.version import build_info
+
+if TYPE_CHECKING:
+    from guruconnect.server.config import DatabaseSettings
+
+_T = TypeVar("_T")
+
+app = typer.Typer(
+    name="guruconnect",
+    help="GuruConnect: self-hosted remote support and remote control.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+admin_app = typer.Typer(help="Administration against the server's database.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """One line on stderr, a non-zero exit, no traceback."""
+    err.print(f"guruconnect: {message}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(build_info().full_version)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """GuruConnect: self-hosted remote support and remote control."""
+
+
+@app.command("version-info")
+def version_info() -> None:
+    """Version, git revision, branch, dirty flag, build time and platform."""
+    info = build_info()
+    rows = {
+        "version": info.full_version,
+        "git hash": info.git_hash or "unknown",
+        "branch": info.branch or "unknown",
+        "dirty": "yes" if info.dirty else "no",
+        "build time": info.build_time or "unknown",
+        "platform": info.platform,
+        "python": sys.version.split()[0],
+    }
+    for key, value in rows.items():
+        typer.echo(f"{key + ':':<12} {value}")
+
+
+@app.command()
+def server(
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 3002).")] = None,
+) -> None:
+    """Run the relay server (REST API, WebSockets, dashboard)."""
+    from guruconnect.server.config import ConfigError, load_settings
+    from guruconnect.server.runner import StartupError, serve
+
+    try:
+        settings = load_settings(host=host, port=port)
+    except ConfigError as exc:
+        raise fail(f"configuration error: {exc}", 2) from None
+    try:
+        serve(settings)
+    except StartupError as exc:
+        raise fail(str(exc), 1) from None
+
+
+def _db_settings() -> DatabaseSettings:
+    from guruconnect.server.config import ConfigError, load_database_settings
+
+    try:
+        return load_database_settings()
+    except ConfigError as exc:
+        raise fail(f"configuration error: {exc}", 2) from None
+
+
+def _read_password() -> str:
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        return line.removesuffix("\n").removesuffix("\r")
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+def _run_admin(coro: Coroutine[Any, Any, _T]) -> _T:
+    from guruconnect.server.admin import AdminError
+
+    try:
+        return asyncio.run(coro)
+    except AdminError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"database unavailable: {exc}") from None
+
+
+@admin_app.command("create-tenant")
+def create_tenant(name: Annotated[str, typer.Argument(help="The tenant's name.")]) -> None:
+    """Create a tenant (an isolated set of users and machines)."""
+    from guruconnect.server import admin
+
+    tenant = _run_admin(admin.create_tenant(_db_settings(), name))
+    typer.echo(f"created tenant {tenant.name} ({tenant.id})")
+
+
+@admin_app.command("create-user")
+def create_user(
+    username: Annotated[str, typer.Argument(help="Login name (stored lower-case).")],
+    is_admin: Annotated[bool, typer.Option("--admin", help="Give the admin role.")] = False,
+    tenant: Annotated[str, typer.Option(help="Tenant name.")] = "default",
+) -> None:
+    """Create a user. The password comes from stdin, or is prompted for twice on a terminal."""
+    from guruconnect.server import admin
+
+    password = _read_password()
+    user = _run_admin(
+        admin.create_user(_db_settings(), username, password, admin=is_admin, tenant=tenant)
+    )
+    typer.echo(f"created {user.role.value} {user.username} ({user.id}) in tenant {tenant}")
+
+
+@admin_app.command("list-users")
+def list_users() -> None:
+    """List every user of every tenant."""
+    from guruconnect.server import admin
+
+    rows = _run_admin(admin.list_users(_db_settings()))
+    table = Table("tenant", "username", "role", "disabled", "last login", "id")
+    for user, tenant_name in rows:
+        table.add_row(
+            tenant_name,
+            user.username,
+            user.role.value,
+            "yes" if user.disabled else "no",
+            user.last_login_at.isoformat(timespec="seconds") if user.last_login_at else "never",
+            str(user.id),
+        )
+    Console(width=200).print(table)
+
+
+@admin_app.command("bootstrap")
+def bootstrap(
+    password_file: Annotated[
+        Path, typer.Option(help="Where to write the generated password (mode 0600).")
+    ],
+    username: Annotated[str, typer.Option(help="The first admin's name.")] = "admin",
+) -> None:
+    """Create the first admin with a generated password, only if there are no users yet."""
+    from guruconnect.server import admin
+
+    password = _run_admin(
+        admin.bootstrap(_db_settings(), username=username, password_file=password_file)
+    )
+    if password is None:
+        typer.echo("users exist already; nothing to bootstrap")
+    else:
+        typer.echo(f"created admin {username!r}; its password is in {password_file}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,150 @@
+"""Administrative actions run outside the HTTP API: the CLI's backend.
+
+The first admin of an install is created here and only here: no HTTP route creates an
+admin out of nothing (a re-enterable web setup wizard is how ScreenConnect CVE-2024-1709
+happened).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from guruconnect.server.auth.passwords import Passwords
+from guruconnect.server.auth.permissions import Role
+from guruconnect.server.config import DatabaseSettings
+from guruconnect.server.db import events, tenants, users
+from guruconnect.server.db.engine import create_engine, migrate
+from guruconnect.server.db.events import Event
+from guruconnect.server.db.schema import users as users_table
+from guruconnect.server.db.users import User
+
+MIN_PASSWORD_LENGTH = 12
+
+
+class AdminError(Exception):
+    """A refused admin action; the message is for the operator."""
+
+
+def passwords_for(settings: DatabaseSettings) -> Passwords:
+    return Passwords(
+        time_cost=settings.argon2_time_cost,
+        memory_cost_kib=settings.argon2_memory_cost_kib,
+        parallelism=settings.argon2_parallelism,
+    )
+
+
+@asynccontextmanager
+async def _database(settings: DatabaseSettings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings.database_url, schema=settings.database_schema)
+    try:
+        await migrate(engine, schema=settings.database_schema)
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def _tenant_id(conn: AsyncConnection, name: str) -> tenants.Tenant:
+    tenant = await tenants.by_name(conn, name)
+    if tenant is None:
+        raise AdminError(f"no tenant named {name!r} (create it with: admin create-tenant)")
+    return tenant
+
+
+async def create_tenant(settings: DatabaseSettings, name: str) -> tenants.Tenant:
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise AdminError("a tenant name has 1 to 100 characters")
+    async with _database(settings) as engine, engine.begin() as conn:
+        if await tenants.by_name(conn, name) is not None:
+            raise AdminError(f"tenant {name!r} exists already")
+        tenant = await tenants.create(conn, name)
+        await events.append(
+            conn, Event("tenant.created", tenant_id=tenant.id, actor="cli", detail={"name": name})
+        )
+        return tenant
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AdminError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > 1024:
+        raise AdminError("the password is longer than 1024 characters")
+
+
+async def create_user(
+    settings: DatabaseSettings,
+    username: str,
+    password: str,
+    *,
+    admin: bool = False,
+    tenant: str = tenants.DEFAULT_TENANT,
+) -> User:
+    check_password(password)
+    normalised = users.normalise_username(username)
+    if not normalised or len(normalised) > 64:
+        raise AdminError("a username has 1 to 64 characters")
+    password_hash = passwords_for(settings).hash(password)
+    async with _database(settings) as engine, engine.begin() as conn:
+        target = await _tenant_id(conn, tenant)
+        if await users.username_taken(conn, normalised):
+            raise AdminError(f"username {normalised!r} is taken")
+        user = await users.create(
+            conn,
+            tenant_id=target.id,
+            username=normalised,
+            password_hash=password_hash,
+            role=Role.ADMIN if admin else Role.TECHNICIAN,
+        )
+        await events.append(
+            conn,
+            Event(
+                "user.created",
+                tenant_id=target.id,
+                user_id=user.id,
+                actor="cli",
+                detail={"role": user.role.value},
+            ),
+        )
+        return user
+
+
+async def list_users(settings: DatabaseSettings) -> list[tuple[User, str]]:
+    async with _database(settings) as engine, engine.connect() as conn:
+        return await users.list_all(conn)
+
+
+async def bootstrap(
+    settings: DatabaseSettings, *, username: str, password_file: Path
+) -> str | None:
+    """Create the install's first admin if there are no users at all.
+
+    The generated password is written to ``password_file`` (mode 0600) and returned.
+    Returns ``None`` and changes nothing when any user exists.
+    """
+    async with _database(settings) as engine:
+        async with engine.connect() as conn:
+            count = (await conn.execute(select(func.count()).select_from(users_table))).scalar()
+        if count:
+            return None
+    password = secrets.token_urlsafe(18)
+    # Written before the user exists: a password that could not be saved is never in use.
+    await asyncio.to_thread(write_private_file, password_file, password + "\n")
+    await create_user(settings, username, password, admin=True)
+    return password
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read (created 0600, never wider)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)

@@ -1,0 +1,190 @@
+"""Login, logout, who-am-I, and an admin's "revoke every token of this user"."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from datetime import datetime, timedelta
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from guruconnect.server.api.deps import Admin, Authenticated, State, source_address
+from guruconnect.server.auth import user_tokens
+from guruconnect.server.auth.errors import RateLimited
+from guruconnect.server.auth.login_limits import LimiterUnavailable
+from guruconnect.server.db import auth_tokens, users
+from guruconnect.server.db.events import Event
+from guruconnect.server.db.users import normalise_username
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+#: One message for an unknown name, a wrong password and a disabled account alike.
+BAD_CREDENTIALS = "invalid username or password"
+
+
+class LoginRequest(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class LoginResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 scheme name, not a secret
+    expires_at: datetime
+
+
+class Me(BaseModel):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    username: str
+    display_name: str | None
+    role: str
+    permissions: list[str]
+    token_expires_at: datetime
+
+
+class Revoked(BaseModel):
+    revoked: int
+
+
+@router.post(
+    "/login",
+    responses={401: {"description": "Wrong credentials"}, 429: {"description": "Rate limited"}},
+)
+async def login(body: LoginRequest, request: Request, state: State) -> LoginResponse:
+    address = source_address(request)
+    username = normalise_username(body.username)
+    try:
+        await state.login_limiter.check(address, username)
+    except RateLimited as exc:
+        await state.audit.record(
+            Event(
+                "auth.login_rate_limited",
+                actor=username,
+                source_address=address,
+                detail={"retry_after": exc.retry_after},
+            )
+        )
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail="too many failed login attempts; try again later",
+            headers={"Retry-After": str(exc.retry_after)},
+        ) from None
+    except LimiterUnavailable:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail="login is unavailable, try again soon"
+        ) from None
+
+    async with state.engine.connect() as conn:
+        user = await users.by_username(conn, username)
+    # Argon2 is deliberately slow: keep it off the event loop.
+    if user is None:
+        await run_in_threadpool(state.passwords.verify_decoy, body.password)
+        reason = "unknown_user"
+    elif not await run_in_threadpool(state.passwords.verify, user.password_hash, body.password):
+        reason = "bad_password"
+    elif user.disabled:
+        reason = "disabled"
+    else:
+        reason = ""
+
+    if reason:
+        with contextlib.suppress(LimiterUnavailable):  # still refused and audited below
+            await state.login_limiter.record_failure(address, username)
+        await state.audit.record(
+            Event(
+                "auth.login_failed",
+                tenant_id=user.tenant_id if user else None,
+                user_id=user.id if user else None,
+                actor=username,
+                source_address=address,
+                detail={"reason": reason},
+            )
+        )
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail=BAD_CREDENTIALS,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    assert user is not None
+    issued = user_tokens.issue(
+        state.settings.secret,
+        user_id=user.id,
+        tenant_id=user.tenant_id,
+        ttl=timedelta(seconds=state.settings.access_token_ttl_seconds),
+    )
+    rehashed = (
+        await run_in_threadpool(state.passwords.hash, body.password)
+        if state.passwords.needs_rehash(user.password_hash)
+        else None
+    )
+    async with state.engine.begin() as conn:
+        await auth_tokens.record(conn, issued.claims)
+        await users.record_login(conn, user.id, new_password_hash=rehashed)
+    await state.audit.record(
+        Event(
+            "auth.login",
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            actor=user.username,
+            source_address=address,
+            detail={"jti": str(issued.claims.jti), "rehashed": rehashed is not None},
+        )
+    )
+    return LoginResponse(access_token=issued.token, expires_at=issued.claims.expires_at)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(principal: Authenticated, request: Request, state: State) -> Response:
+    async with state.engine.begin() as conn:
+        await auth_tokens.revoke(conn, principal.claims.jti, "logout")
+    await state.audit.record(
+        Event(
+            "auth.logout",
+            tenant_id=principal.user.tenant_id,
+            user_id=principal.user.id,
+            actor=principal.user.username,
+            source_address=source_address(request),
+            detail={"jti": str(principal.claims.jti)},
+        )
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/me")
+async def me(principal: Authenticated) -> Me:
+    user = principal.user
+    return Me(
+        id=user.id,
+        tenant_id=user.tenant_id,
+        username=user.username,
+        display_name=user.display_name,
+        role=user.role.value,
+        permissions=sorted(p.value for p in principal.permissions),
+        token_expires_at=principal.claims.expires_at,
+    )
+
+
+@router.post("/revoke-user/{user_id}", responses={404: {"description": "No such user"}})
+async def revoke_user(
+    user_id: uuid.UUID, principal: Admin, request: Request, state: State
+) -> Revoked:
+    async with state.engine.begin() as conn:
+        target = await users.get(conn, principal.user.tenant_id, user_id)
+        if target is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="user not found")
+        revoked = await auth_tokens.revoke_user(conn, target.id, "admin_revoked")
+    await state.audit.record(
+        Event(
+            "auth.tokens_revoked",
+            tenant_id=principal.user.tenant_id,
+            user_id=target.id,
+            actor=principal.user.username,
+            source_address=source_address(request),
+            detail={"count": len(revoked), "by": str(principal.user.id)},
+        )
+    )
+    return Revoked(revoked=len(revoked))

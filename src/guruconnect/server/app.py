@@ -1,0 +1,95 @@
+"""The app factory: settings -> database -> services -> routers.
+
+``create_app`` does no I/O; the lifespan migrates the database and starts the background
+work, and releases everything on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from fastapi import FastAPI
+
+from guruconnect.server.api import auth, health, users
+from guruconnect.server.audit import AuditLog
+from guruconnect.server.auth.login_limits import LoginLimiter
+from guruconnect.server.auth.passwords import Passwords
+from guruconnect.server.config import Settings
+from guruconnect.server.db import auth_tokens
+from guruconnect.server.db.engine import create_engine, migrate
+from guruconnect.server.errors import InternalErrors, install_handlers
+from guruconnect.server.middleware import AccessLog, SecurityHeaders
+from guruconnect.server.state import AppState
+from guruconnect.version import build_info
+
+log = structlog.get_logger(__name__)
+
+
+async def _prune_tokens(state: AppState) -> None:
+    while True:
+        try:
+            async with state.engine.begin() as conn:
+                pruned = await auth_tokens.prune_expired(conn)
+            if pruned:
+                log.info("pruned expired tokens", count=pruned)
+        except Exception:
+            log.exception("token pruning failed; will retry")
+        await asyncio.sleep(state.settings.token_prune_interval_seconds)
+
+
+def passwords_for(settings: Settings) -> Passwords:
+    return Passwords(
+        time_cost=settings.argon2_time_cost,
+        memory_cost_kib=settings.argon2_memory_cost_kib,
+        parallelism=settings.argon2_parallelism,
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url, schema=settings.database_schema)
+        limiter = LoginLimiter.create(
+            settings.login_rate_limit, redis_url=settings.redis_url, prefix=settings.redis_prefix
+        )
+        try:
+            await migrate(engine, schema=settings.database_schema)
+            state = AppState(
+                settings=settings,
+                engine=engine,
+                passwords=passwords_for(settings),
+                login_limiter=limiter,
+                audit=AuditLog(engine),
+            )
+            app.state.guruconnect = state
+            pruner = asyncio.create_task(_prune_tokens(state), name="prune-tokens")
+            log.info("server ready", version=build_info().full_version)
+            try:
+                yield
+            finally:
+                pruner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pruner
+        finally:
+            await limiter.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="GuruConnect",
+        version=build_info().full_version,
+        docs_url=None,  # Swagger UI loads scripts from a CDN; the CSP (rightly) forbids it
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    install_handlers(app)
+    app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(users.router)
+    # Last added runs first: headers on everything, then the access log, then the catch-all.
+    app.add_middleware(InternalErrors)
+    app.add_middleware(AccessLog)
+    app.add_middleware(SecurityHeaders)
+    return app

@@ -1,0 +1,68 @@
+"""The audit trail (``session_events``): append-only rows, read tenant-scoped."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from guruconnect.server.db.schema import session_events
+from guruconnect.server.db.types import utcnow
+
+
+@dataclass(frozen=True)
+class Event:
+    event_type: str
+    tenant_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = None
+    machine_id: uuid.UUID | None = None
+    session_id: uuid.UUID | None = None
+    actor: str | None = None
+    source_address: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredEvent(Event):
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    created_at: datetime = field(default_factory=utcnow)
+
+
+async def append(conn: AsyncConnection, event: Event) -> uuid.UUID:
+    event_id = uuid.uuid4()
+    await conn.execute(
+        insert(session_events).values(
+            id=event_id,
+            tenant_id=event.tenant_id,
+            session_id=event.session_id,
+            machine_id=event.machine_id,
+            user_id=event.user_id,
+            event_type=event.event_type,
+            actor=event.actor,
+            source_address=event.source_address,
+            detail=event.detail,
+            created_at=utcnow(),
+        )
+    )
+    return event_id
+
+
+async def list_events(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    *,
+    event_type: str | None = None,
+    user_id: uuid.UUID | None = None,
+    limit: int = 100,
+) -> list[StoredEvent]:
+    query = select(session_events).where(session_events.c.tenant_id == tenant_id)
+    if event_type is not None:
+        query = query.where(session_events.c.event_type == event_type)
+    if user_id is not None:
+        query = query.where(session_events.c.user_id == user_id)
+    query = query.order_by(session_events.c.created_at.desc()).limit(limit)
+    return [StoredEvent(**dict(row._mapping)) for row in await conn.execute(query)]

@@ -1,0 +1,101 @@
+"""Turn what goes wrong inside a request into a clear answer, never a traceback.
+
+- invalid input -> 422 with where and what (never the offending value) + an audit event
+- the database is unreachable -> 503
+- anything else -> 500 "internal server error"; the traceback goes to the log only
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from guruconnect.server.db.events import Event
+from guruconnect.server.state import AppState
+
+log = structlog.get_logger(__name__)
+
+
+def _unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError | PoolTimeout | ConnectionError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
+
+
+def _clean(errors: Any) -> list[dict[str, Any]]:
+    """Validation errors without ``input``/``ctx``: they can echo a password back."""
+    return [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+        for e in errors
+    ]
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = _clean(exc.errors())
+    state = getattr(request.app.state, "guruconnect", None)
+    if isinstance(state, AppState):
+        try:
+            await state.audit.record(
+                Event(
+                    "request.invalid",
+                    source_address=request.client.host if request.client else None,
+                    detail={
+                        "method": request.method,
+                        "path": request.url.path,
+                        "fields": [".".join(map(str, e["loc"])) for e in errors][:10],
+                    },
+                )
+            )
+        except Exception:
+            log.exception("audit write failed")
+    return JSONResponse(status_code=422, content={"detail": errors})
+
+
+def install_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+
+
+class InternalErrors:
+    """Innermost catch-all, inside the security-header middleware, so a 500 or 503 carries
+    the same headers as any other response (Starlette's own error page sits outside)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if _unavailable(exc):
+                log.error("database unavailable", path=scope["path"], error=repr(exc))
+                status, detail = 503, "service temporarily unavailable"
+            else:
+                log.exception("unhandled error", path=scope["path"])
+                status, detail = 500, "internal server error"
+            if started:
+                return  # too late for a clean answer; the connection is closed
+            response = JSONResponse(status_code=status, content={"detail": detail})
+            if status == 503:
+                response.headers["Retry-After"] = "5"
+            await response(scope, receive, send)

@@ -1,0 +1,68 @@
+"""Run the server under uvicorn with explicit, deliberate settings."""
+
+from __future__ import annotations
+
+import asyncio
+
+import uvicorn
+from fastapi import FastAPI
+
+from guruconnect.server.app import create_app
+from guruconnect.server.config import Settings
+from guruconnect.server.db.engine import create_engine, migrate
+from guruconnect.server.log_setup import configure
+
+
+class StartupError(Exception):
+    """The server cannot start; the message says why in one line."""
+
+
+async def _preflight(settings: Settings) -> None:
+    engine = create_engine(settings.database_url, schema=settings.database_schema)
+    try:
+        await migrate(engine, schema=settings.database_schema)
+    finally:
+        await engine.dispose()
+
+
+def uvicorn_config(
+    settings: Settings, app: FastAPI | None = None, **overrides: object
+) -> uvicorn.Config:
+    """uvicorn's settings, spelled out; ``app`` defaults to ``create_app(settings)``."""
+    trusted = settings.trusted_proxies
+    options: dict[str, object] = {
+        "host": settings.host,
+        "port": settings.port,
+        "ws": "websockets-sansio",
+        # Frames are already compressed; deflate would only burn CPU.
+        "ws_per_message_deflate": False,
+        # uvicorn trusts X-Forwarded-For from 127.0.0.1 by default: trust no one unless
+        # the operator names the proxies.
+        "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": ",".join(trusted) if trusted else "",
+        "server_header": False,
+        "access_log": False,
+        "log_config": None,
+        "lifespan": "on",
+    }
+    options.update(overrides)
+    return uvicorn.Config(app or create_app(settings), **options)  # type: ignore[arg-type]
+
+
+def serve(settings: Settings) -> None:
+    configure(settings.log_level, settings.log_format)
+    # Migrate before binding the port, so a broken database is a one-line error.
+    try:
+        asyncio.run(_preflight(settings))
+    except (OSError, Exception) as exc:
+        raise StartupError(f"database {_safe_url(settings.database_url)} unusable: {exc}") from exc
+    server = uvicorn.Server(uvicorn_config(settings))
+    server.run()
+    if not server.started:
+        raise StartupError("the server did not start (see the log above)")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

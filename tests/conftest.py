@@ -1,0 +1,246 @@
+"""Shared fixtures: real databases, a real server on loopback, real HTTP clients.
+
+Every test that takes ``database`` (directly or through ``server``) runs twice: on a
+SQLite file and on a fresh schema of the PostgreSQL ``test`` database. PostgreSQL and
+Redis tests fail in CI (``CI=true``) when the service is missing and skip elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from guruconnect.server import admin
+from guruconnect.server.app import create_app
+from guruconnect.server.config import Settings
+from guruconnect.server.db.engine import create_engine
+from guruconnect.server.runner import uvicorn_config
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+POSTGRES_URL = os.environ.get(
+    "GURUCONNECT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("GURUCONNECT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+#: One secret for the whole run; tests that need another make their own.
+JWT_SECRET = secrets.token_urlsafe(48)
+PASSWORD = "correct horse battery staple"
+#: Real Argon2id, but cheap enough for hundreds of logins in a test run.
+FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost_kib": 1024, "argon2_parallelism": 1}
+STARTUP_TIMEOUT = 15.0
+
+
+def require_service(name: str, problem: str | None) -> None:
+    if problem is None:
+        return
+    message = f"{name} unavailable: {problem}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI must have it)", pytrace=False)
+    pytest.skip(message)
+
+
+@cache
+def postgres_problem() -> str | None:
+    async def probe() -> None:
+        engine = create_engine(POSTGRES_URL)
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:
+        return f"{POSTGRES_URL}: {exc!r}"
+    return None
+
+
+@cache
+def redis_problem() -> str | None:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        return f"{REDIS_URL}: {exc!r}"
+    return None
+
+
+def run_sql(url: str, sql: str, schema: str | None = None, **params: Any) -> list[Any]:
+    """Run one statement on a fresh engine (a separate connection from the server's)."""
+
+    async def go() -> list[Any]:
+        engine = create_engine(url, schema=schema)
+        try:
+            async with engine.begin() as conn:
+                result = await conn.execute(text(sql), params)
+                return list(result.all()) if result.returns_rows else []
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+@dataclass(frozen=True)
+class Database:
+    kind: str  # "sqlite" | "postgres"
+    url: str
+    schema: str | None = None
+
+    def sql(self, statement: str, **params: Any) -> list[Any]:
+        return run_sql(self.url, statement, self.schema, **params)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        yield Database("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'guruconnect.db'}")
+        return
+    require_service("PostgreSQL", postgres_problem())
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    yield Database("postgres", POSTGRES_URL, schema)
+    run_sql(POSTGRES_URL, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def redis_url() -> str:
+    require_service("Redis", redis_problem())
+    return REDIS_URL
+
+
+def make_settings(database: Database, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "jwt_secret": JWT_SECRET,
+        "database_url": database.url,
+        "database_schema": database.schema,
+        "host": "127.0.0.1",
+        "port": 0,
+        **FAST_ARGON2,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class LiveServer:
+    """The real app under uvicorn, in a thread, on a loopback port of its own."""
+
+    settings: Settings
+    database: Database
+    app: FastAPI = field(init=False)
+    url: str = field(init=False, default="")
+    _server: uvicorn.Server | None = field(init=False, default=None)
+    _thread: threading.Thread | None = field(init=False, default=None)
+    _clients: list[httpx.Client] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.app = create_app(self.settings)
+
+    def start(self) -> LiveServer:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        self._server = uvicorn.Server(uvicorn_config(self.settings, self.app))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("the server failed to start")
+            if time.monotonic() > deadline:
+                raise TimeoutError("the server did not start in time")
+            time.sleep(0.01)
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def stop(self) -> None:
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(STARTUP_TIMEOUT)
+            assert not self._thread.is_alive(), "the server did not stop"
+        self._server = None
+
+    def client(self, *, source: str | None = None, token: str | None = None) -> httpx.Client:
+        """An HTTP client; ``source`` binds it to another loopback address (127.0.0.x)."""
+        transport = httpx.HTTPTransport(local_address=source) if source else None
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        client = httpx.Client(
+            base_url=self.url, transport=transport, headers=headers, timeout=15
+        )
+        self._clients.append(client)
+        return client
+
+    # -- seeding through the same code paths the admin CLI uses -------------------------
+
+    def create_tenant(self, name: str) -> uuid.UUID:
+        return asyncio.run(admin.create_tenant(self.settings, name)).id
+
+    def create_user(
+        self,
+        username: str,
+        *,
+        password: str = PASSWORD,
+        is_admin: bool = False,
+        tenant: str = "default",
+    ) -> uuid.UUID:
+        user = asyncio.run(
+            admin.create_user(self.settings, username, password, admin=is_admin, tenant=tenant)
+        )
+        return user.id
+
+    def login(self, username: str, password: str = PASSWORD) -> str:
+        response = self.client().post(
+            "/api/auth/login", json={"username": username, "password": password}
+        )
+        assert response.status_code == 200, response.text
+        token = response.json()["access_token"]
+        assert isinstance(token, str)
+        return token
+
+    def events(self, event_type: str) -> list[Any]:
+        return self.database.sql(
+            "SELECT * FROM session_events WHERE event_type = :t ORDER BY created_at",
+            t=event_type,
+        )
+
+
+@pytest.fixture
+def server_factory(database: Database) -> Iterator[Callable[..., LiveServer]]:
+    """Start servers on the test's database; each is stopped at teardown."""
+    started: list[LiveServer] = []
+
+    def start(**overrides: Any) -> LiveServer:
+        live = LiveServer(make_settings(database, **overrides), database).start()
+        started.append(live)
+        return live
+
+    yield start
+    for live in started:
+        live.stop()
+
+
+@pytest.fixture
+def server(server_factory: Callable[..., LiveServer]) -> LiveServer:
+    return server_factory()
