@@ -24,12 +24,13 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import Executable, select, text
 
 from guruconnect.server import admin
 from guruconnect.server.app import create_app
 from guruconnect.server.config import Settings
 from guruconnect.server.db.engine import create_engine
+from guruconnect.server.db.schema import session_events
 from guruconnect.server.runner import uvicorn_config
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -82,14 +83,19 @@ def redis_problem() -> str | None:
     return None
 
 
-def run_sql(url: str, sql: str, schema: str | None = None, **params: Any) -> list[Any]:
-    """Run one statement on a fresh engine (a separate connection from the server's)."""
+def run_sql(url: str, sql: str | Executable, schema: str | None = None, **params: Any) -> list[Any]:
+    """Run one statement on a fresh engine (a separate connection from the server's).
+
+    Raw SQL returns raw values (which differ between backends); a Core statement returns
+    decoded ones (UUIDs, dicts, aware datetimes).
+    """
+    statement = text(sql) if isinstance(sql, str) else sql
 
     async def go() -> list[Any]:
         engine = create_engine(url, schema=schema)
         try:
             async with engine.begin() as conn:
-                result = await conn.execute(text(sql), params)
+                result = await conn.execute(statement, params)
                 return list(result.all()) if result.returns_rows else []
         finally:
             await engine.dispose()
@@ -103,7 +109,7 @@ class Database:
     url: str
     schema: str | None = None
 
-    def sql(self, statement: str, **params: Any) -> list[Any]:
+    def sql(self, statement: str | Executable, **params: Any) -> list[Any]:
         return run_sql(self.url, statement, self.schema, **params)
 
 
@@ -186,9 +192,7 @@ class LiveServer:
         """An HTTP client; ``source`` binds it to another loopback address (127.0.0.x)."""
         transport = httpx.HTTPTransport(local_address=source) if source else None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        client = httpx.Client(
-            base_url=self.url, transport=transport, headers=headers, timeout=15
-        )
+        client = httpx.Client(base_url=self.url, transport=transport, headers=headers, timeout=15)
         self._clients.append(client)
         return client
 
@@ -220,9 +224,11 @@ class LiveServer:
         return token
 
     def events(self, event_type: str) -> list[Any]:
+        """Audit rows of one type, oldest first, with decoded values."""
         return self.database.sql(
-            "SELECT * FROM session_events WHERE event_type = :t ORDER BY created_at",
-            t=event_type,
+            select(session_events)
+            .where(session_events.c.event_type == event_type)
+            .order_by(session_events.c.created_at)
         )
 
 

@@ -1,0 +1,127 @@
+"""Settings come from the environment, once, with clear one-line errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from guruconnect.server.config import (
+    DEFAULT_DATABASE_URL,
+    ConfigError,
+    load_database_settings,
+    load_settings,
+)
+
+GOOD = "k" * 32
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("GURUCONNECT_") or name in {
+            "JWT_SECRET",
+            "JWT_SECRET_FILE",
+            "DATABASE_URL",
+        }:
+            monkeypatch.delenv(name)
+
+
+def test_secret_is_mandatory() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "JWT_SECRET is not set" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("secret", ["", "x", "y" * 31])
+def test_short_secret_is_refused(monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
+    monkeypatch.setenv("JWT_SECRET", secret)
+    with pytest.raises(ConfigError, match="at least 32 characters"):
+        load_settings()
+
+
+def test_secret_of_32_characters_is_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JWT_SECRET", GOOD)
+    assert load_settings().secret == GOOD
+
+
+def test_secret_never_shows_in_the_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JWT_SECRET", GOOD)
+    assert GOOD not in repr(load_settings())
+
+
+def test_secret_can_come_from_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    path.write_text(GOOD + "\n")
+    monkeypatch.setenv("JWT_SECRET_FILE", str(path))
+    assert load_settings().secret == GOOD
+    path.write_text("short\n")
+    with pytest.raises(ConfigError, match="too short"):
+        load_settings()
+
+
+def test_unreadable_secret_file_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("JWT_SECRET_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="cannot be read") as caught:
+        load_settings()
+    assert "\n" not in str(caught.value)
+
+
+def test_defaults_are_the_embedded_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JWT_SECRET", GOOD)
+    settings = load_settings()
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert DEFAULT_DATABASE_URL.startswith("sqlite+aiosqlite:///")
+    # A relative path: a file in the working directory.
+    assert "/" not in DEFAULT_DATABASE_URL.removeprefix("sqlite+aiosqlite:///")
+    assert (settings.host, settings.port) == ("127.0.0.1", 3002)
+    assert settings.redis_url is None
+    assert settings.trusted_proxies == []
+    assert settings.login_rate_limit == "10/minute"
+
+
+def test_environment_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JWT_SECRET", GOOD)
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://db/guru")
+    monkeypatch.setenv("GURUCONNECT_PORT", "4000")
+    monkeypatch.setenv("GURUCONNECT_TRUSTED_PROXIES", "10.0.0.1, 10.0.0.2")
+    monkeypatch.setenv("GURUCONNECT_ACCESS_TOKEN_TTL_SECONDS", "900")
+    settings = load_settings()
+    assert settings.database_url == "postgresql+asyncpg://db/guru"
+    assert settings.port == 4000
+    assert settings.trusted_proxies == ["10.0.0.1", "10.0.0.2"]
+    assert settings.access_token_ttl_seconds == 900
+    # The CLI's --host/--port win for one run; None means "not given".
+    overridden = load_settings(host="0.0.0.0", port=5000)  # noqa: S104
+    assert (overridden.host, overridden.port) == ("0.0.0.0", 5000)  # noqa: S104
+    assert load_settings(host=None, port=None).port == 4000
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("GURUCONNECT_PORT", "seventy", "port"),
+        ("GURUCONNECT_PORT", "70000", "port"),
+        ("GURUCONNECT_LOGIN_RATE_LIMIT", "lots", "login_rate_limit"),
+        ("GURUCONNECT_ACCESS_TOKEN_TTL_SECONDS", "5", "access_token_ttl_seconds"),
+        ("GURUCONNECT_DATABASE_SCHEMA", "x; DROP TABLE users", "database_schema"),
+    ],
+)
+def test_bad_values_name_the_setting(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, fragment: str
+) -> None:
+    monkeypatch.setenv("JWT_SECRET", GOOD)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=fragment) as caught:
+        load_settings()
+    assert "\n" not in str(caught.value)
+
+
+def test_admin_settings_need_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "sqlite+aiosqlite:///x.db")
+    assert load_database_settings().database_url == "sqlite+aiosqlite:///x.db"
