@@ -10,28 +10,22 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import Executable, select, text
 
 from guruconnect.server import admin
-from guruconnect.server.app import create_app
+from guruconnect.server.background import BackgroundServer
 from guruconnect.server.config import Settings
 from guruconnect.server.db.engine import create_engine
 from guruconnect.server.db.schema import session_events
-from guruconnect.server.runner import uvicorn_config
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 POSTGRES_URL = os.environ.get(
@@ -143,50 +137,24 @@ def make_settings(database: Database, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-@dataclass
-class LiveServer:
-    """The real app under uvicorn, in a thread, on a loopback port of its own."""
+class LiveServer(BackgroundServer):
+    """The real app under uvicorn, in a thread, on a loopback port of its own, with
+    helpers to seed it and talk to it."""
 
-    settings: Settings
-    database: Database
-    app: FastAPI = field(init=False)
-    url: str = field(init=False, default="")
-    _server: uvicorn.Server | None = field(init=False, default=None)
-    _thread: threading.Thread | None = field(init=False, default=None)
-    _clients: list[httpx.Client] = field(init=False, default_factory=list)
+    def __init__(self, settings: Settings, database: Database) -> None:
+        super().__init__(settings, timeout=STARTUP_TIMEOUT)
+        self.database = database
+        self._clients: list[httpx.Client] = []
 
-    def __post_init__(self) -> None:
-        self.app = create_app(self.settings)
-
-    def start(self) -> LiveServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn_config(self.settings, self.app))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("the server failed to start")
-            if time.monotonic() > deadline:
-                raise TimeoutError("the server did not start in time")
-            time.sleep(0.01)
-        self.url = f"http://127.0.0.1:{port}"
+    def start(self) -> LiveServer:  # type: ignore[override]
+        super().start()
         return self
 
     def stop(self) -> None:
         for client in self._clients:
             client.close()
         self._clients.clear()
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(STARTUP_TIMEOUT)
-            assert not self._thread.is_alive(), "the server did not stop"
-        self._server = None
+        super().stop()
 
     def client(self, *, source: str | None = None, token: str | None = None) -> httpx.Client:
         """An HTTP client; ``source`` binds it to another loopback address (127.0.0.x)."""
