@@ -89,8 +89,11 @@ async def create_user(
 ) -> User:
     check_password(password)
     normalised = users.normalise_username(username)
-    if not normalised or len(normalised) > 64:
-        raise AdminError("a username has 1 to 64 characters")
+    if not users.valid_username(normalised):
+        raise AdminError(
+            "a username has 1 to 64 characters: letters, digits and . _ @ -, "
+            "starting with a letter or digit"
+        )
     password_hash = passwords_for(settings).hash(password)
     async with _database(settings) as engine, engine.begin() as conn:
         target = await _tenant_id(conn, tenant)
@@ -135,9 +138,17 @@ async def bootstrap(
         if count:
             return None
     password = secrets.token_urlsafe(18)
-    # Written before the user exists: a password that could not be saved is never in use.
-    await asyncio.to_thread(write_private_file, password_file, password + "\n")
-    await create_user(settings, username, password, admin=True)
+    # Saved before the user exists (a password that could not be saved is never in use),
+    # but only moved into place once the user is created: a bootstrap that loses a race
+    # leaves the winner's file alone.
+    pending = password_file.with_name(f".{password_file.name}.{secrets.token_hex(4)}")
+    await asyncio.to_thread(write_private_file, pending, password + "\n")
+    try:
+        await create_user(settings, username, password, admin=True)
+    except BaseException:
+        await asyncio.to_thread(pending.unlink, missing_ok=True)
+        raise
+    await asyncio.to_thread(pending.replace, password_file)
     return password
 
 

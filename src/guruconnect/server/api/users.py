@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.concurrency import run_in_threadpool
 
@@ -18,15 +19,20 @@ from guruconnect.server.api.deps import Admin, Principal, State, source_address
 from guruconnect.server.auth.permissions import Permission, Role
 from guruconnect.server.db import auth_tokens, users
 from guruconnect.server.db.events import Event
-from guruconnect.server.db.users import ClientAccess, User
+from guruconnect.server.db.users import (
+    USERNAME_PATTERN,
+    ClientAccess,
+    User,
+    normalise_username,
+)
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
+#: Normalised (trimmed, lower-cased) before the pattern is checked, as login does.
 Username = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, to_lower=True, pattern=r"^[a-z0-9][a-z0-9._@-]{0,63}$"
-    ),
+    StringConstraints(pattern=USERNAME_PATTERN),
+    BeforeValidator(lambda v: normalise_username(v) if isinstance(v, str) else v),
 ]
 #: Long enough to resist guessing offline; capped so hashing cannot be made expensive.
 NewPassword = Annotated[str, StringConstraints(min_length=12, max_length=1024)]
@@ -103,7 +109,7 @@ async def _keep_an_admin(conn: AsyncConnection, target: User) -> None:
     if (
         target.role is Role.ADMIN
         and not target.disabled
-        and await users.count_active_admins(conn, target.tenant_id) <= 1
+        and await users.lock_active_admins(conn, target.tenant_id) <= 1
     ):
         raise HTTPException(
             status.HTTP_409_CONFLICT, detail="a tenant must keep at least one active admin"
@@ -137,19 +143,23 @@ async def create_user(
     body: UserCreate, principal: Admin, request: Request, state: State
 ) -> UserOut:
     password_hash = await run_in_threadpool(state.passwords.hash, body.password)
-    async with state.engine.begin() as conn:
-        if await users.username_taken(conn, body.username):
-            raise HTTPException(status.HTTP_409_CONFLICT, detail="username is taken")
-        user = await users.create(
-            conn,
-            tenant_id=principal.user.tenant_id,
-            username=body.username,
-            password_hash=password_hash,
-            role=body.role,
-            display_name=body.display_name,
-        )
-        await users.set_permissions(conn, user, body.permissions)
-        out = await _out(conn, user)
+    taken = HTTPException(status.HTTP_409_CONFLICT, detail="username is taken")
+    try:
+        async with state.engine.begin() as conn:
+            if await users.username_taken(conn, body.username):
+                raise taken
+            user = await users.create(
+                conn,
+                tenant_id=principal.user.tenant_id,
+                username=body.username,
+                password_hash=password_hash,
+                role=body.role,
+                display_name=body.display_name,
+            )
+            await users.set_permissions(conn, user, body.permissions)
+            out = await _out(conn, user)
+    except IntegrityError:  # the same name created at the same moment by someone else
+        raise taken from None
     await state.audit.record(
         _event("user.created", principal, request, user.id, role=user.role.value)
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy import Select, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from guruconnect.server.auth.permissions import Role
@@ -40,8 +41,18 @@ class ClientAccess:
     client_names: frozenset[str]
 
 
+#: Lower-case letters, digits and ``._@-``; starts with a letter or digit; 1 to 64 long.
+USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._@-]{0,63}$"
+_USERNAME = re.compile(USERNAME_PATTERN)
+
+
 def normalise_username(username: str) -> str:
     return username.strip().lower()
+
+
+def valid_username(username: str) -> bool:
+    """Whether a *normalised* name is acceptable for a new user."""
+    return _USERNAME.fullmatch(username) is not None
 
 
 def _select() -> Select[Any]:
@@ -177,14 +188,23 @@ async def soft_delete(conn: AsyncConnection, tenant_id: uuid.UUID, user_id: uuid
     )
 
 
-async def count_active_admins(conn: AsyncConnection, tenant_id: uuid.UUID) -> int:
-    query = select(func.count()).where(
-        users.c.tenant_id == tenant_id,
-        users.c.role == Role.ADMIN.value,
-        users.c.disabled.is_(False),
-        users.c.deleted_at.is_(None),
+async def lock_active_admins(conn: AsyncConnection, tenant_id: uuid.UUID) -> int:
+    """Count a tenant's active admins, locking their rows until the transaction ends.
+
+    The lock (PostgreSQL; SQLite serialises writers anyway) stops two admins demoting
+    each other at the same moment and leaving the tenant with none.
+    """
+    query = (
+        select(users.c.id)
+        .where(
+            users.c.tenant_id == tenant_id,
+            users.c.role == Role.ADMIN.value,
+            users.c.disabled.is_(False),
+            users.c.deleted_at.is_(None),
+        )
+        .with_for_update()
     )
-    return int((await conn.execute(query)).scalar_one())
+    return len((await conn.execute(query)).all())
 
 
 async def permissions_of(conn: AsyncConnection, user_id: uuid.UUID) -> frozenset[str]:
