@@ -33,14 +33,6 @@ class AdminError(Exception):
     """A refused admin action; the message is for the operator."""
 
 
-def passwords_for(settings: DatabaseSettings) -> Passwords:
-    return Passwords(
-        time_cost=settings.argon2_time_cost,
-        memory_cost_kib=settings.argon2_memory_cost_kib,
-        parallelism=settings.argon2_parallelism,
-    )
-
-
 @asynccontextmanager
 async def _database(settings: DatabaseSettings) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(settings.database_url, schema=settings.database_schema)
@@ -94,7 +86,7 @@ async def create_user(
             "a username has 1 to 64 characters: letters, digits and . _ @ -, "
             "starting with a letter or digit"
         )
-    password_hash = passwords_for(settings).hash(password)
+    password_hash = Passwords.from_settings(settings).hash(password)
     async with _database(settings) as engine, engine.begin() as conn:
         target = await _tenant_id(conn, tenant)
         if await users.username_taken(conn, normalised):

@@ -40,14 +40,6 @@ async def _prune_tokens(state: AppState) -> None:
         await asyncio.sleep(state.settings.token_prune_interval_seconds)
 
 
-def passwords_for(settings: Settings) -> Passwords:
-    return Passwords(
-        time_cost=settings.argon2_time_cost,
-        memory_cost_kib=settings.argon2_memory_cost_kib,
-        parallelism=settings.argon2_parallelism,
-    )
-
-
 def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,7 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
             state = AppState(
                 settings=settings,
                 engine=engine,
-                passwords=passwords_for(settings),
+                passwords=Passwords.from_settings(settings),
                 login_limiter=limiter,
                 audit=AuditLog(engine),
             )

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+if TYPE_CHECKING:
+    from guruconnect.server.config import DatabaseSettings
+
 
 class Passwords:
     """Hash and check passwords with one fixed set of Argon2id parameters."""
+
+    @classmethod
+    def from_settings(cls, settings: DatabaseSettings) -> Passwords:
+        return cls(
+            time_cost=settings.argon2_time_cost,
+            memory_cost_kib=settings.argon2_memory_cost_kib,
+            parallelism=settings.argon2_parallelism,
+        )
 
     def __init__(self, *, time_cost: int, memory_cost_kib: int, parallelism: int) -> None:
         self._hasher = PasswordHasher(
