@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test pytest lint typecheck format bench clean
+.PHONY: setup run test pytest lint typecheck format bench proto clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,11 @@ format: setup
 
 bench: setup
 	$(PY) bench/login_timing.py
+
+# Regenerate the wire-format module from proto/guruconnect.proto (commit the result).
+proto: setup
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=src/guruconnect/protocol \
+		--pyi_out=src/guruconnect/protocol proto/guruconnect.proto
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache artifacts

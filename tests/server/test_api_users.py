@@ -13,13 +13,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from guruconnect.server.auth.permissions import Role
 from guruconnect.server.db import tenants, users
 from guruconnect.server.db.engine import create_engine, migrate
-from guruconnect.server.db.schema import machines, user_client_access
+from guruconnect.server.db.schema import (
+    auth_tokens,
+    machines,
+    session_events,
+    user_client_access,
+    user_permissions,
+)
+from guruconnect.server.db.schema import (
+    tenants as tenants_table,
+)
+from guruconnect.server.db.schema import (
+    users as users_table,
+)
 from guruconnect.server.db.users import ClientAccess
 from tests.conftest import PASSWORD, Database, LiveServer
 
@@ -31,24 +43,25 @@ BAD_CREDENTIALS = "invalid username or password"
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def as_uuid(value: Any) -> uuid.UUID:
-    """A UUID column read with raw SQL: hex text on SQLite, a UUID on PostgreSQL."""
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-
-
-def as_json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
-
-
-def db_value(database: Database, value: Any) -> Any:
-    """A bound parameter for raw SQL, stored the way SQLAlchemy's own types store it."""
-    if database.kind != "sqlite":
-        return value
-    if isinstance(value, uuid.UUID):
-        return value.hex
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
-    return value
+def machine_values(
+    tenant_id: uuid.UUID,
+    name: str,
+    client_name: str | None = None,
+    *,
+    deleted: bool = False,
+) -> dict[str, Any]:
+    """The one definition of a test machine row: the values of its INSERT, with a new id."""
+    now = datetime.now(UTC)
+    return {
+        "id": uuid.uuid4(),
+        "tenant_id": tenant_id,
+        "name": name,
+        "client_name": client_name,
+        "consent_policy": "ask",
+        "online": False,
+        "created_at": now,
+        "deleted_at": now if deleted else None,
+    }
 
 
 def add_machine(
@@ -59,34 +72,31 @@ def add_machine(
     client_name: str | None = None,
     deleted: bool = False,
 ) -> uuid.UUID:
-    machine_id = uuid.uuid4()
-    now = datetime.now(UTC)
-    db = server.database
-    server.database.sql(
-        "INSERT INTO machines"
-        " (id, tenant_id, name, client_name, consent_policy, online, created_at, deleted_at)"
-        " VALUES (:id, :tenant_id, :name, :client_name, 'ask', false, :created_at, :deleted_at)",
-        id=db_value(db, machine_id),
-        tenant_id=db_value(db, tenant_id),
-        name=name,
-        client_name=client_name,
-        created_at=db_value(db, now),
-        deleted_at=db_value(db, now) if deleted else None,
-    )
+    values = machine_values(tenant_id, name, client_name, deleted=deleted)
+    server.database.sql(insert(machines).values(values))
+    machine_id: uuid.UUID = values["id"]
     return machine_id
 
 
 def tenant_id_of(server: LiveServer, name: str) -> uuid.UUID:
-    rows = server.database.sql("SELECT id FROM tenants WHERE name = :n", n=name)
+    rows = server.database.sql(select(tenants_table.c.id).where(tenants_table.c.name == name))
     assert len(rows) == 1
-    return as_uuid(rows[0][0])
+    tenant_id: uuid.UUID = rows[0].id
+    return tenant_id
 
 
 def user_row(server: LiveServer, user_id: uuid.UUID) -> Any:
+    columns = users_table.c
     rows = server.database.sql(
-        "SELECT username, role, disabled, deleted_at, password_hash, display_name, tenant_id"
-        " FROM users WHERE id = :id",
-        id=db_value(server.database, user_id),
+        select(
+            columns.username,
+            columns.role,
+            columns.disabled,
+            columns.deleted_at,
+            columns.password_hash,
+            columns.display_name,
+            columns.tenant_id,
+        ).where(columns.id == user_id)
     )
     assert len(rows) == 1
     return rows[0]
@@ -149,7 +159,7 @@ def test_admin_creates_lists_gets_patches_and_deletes_a_user(server: LiveServer)
     row = user_row(server, user_id)
     assert row.username == "alice"
     assert row.role == "technician"
-    assert as_uuid(row.tenant_id) == default_tenant
+    assert row.tenant_id == default_tenant
     assert row.password_hash.startswith("$argon2id$")
     assert PASSWORD not in row.password_hash
 
@@ -186,7 +196,7 @@ def test_admin_creates_lists_gets_patches_and_deletes_a_user(server: LiveServer)
     # Soft delete: the row stays for history, but it is dead.
     row = user_row(server, user_id)
     assert row.deleted_at is not None
-    assert bool(row.disabled) is True
+    assert row.disabled is True
 
 
 def test_user_changes_are_audited_with_actor_and_source(server: LiveServer) -> None:
@@ -202,21 +212,18 @@ def test_user_changes_are_audited_with_actor_and_source(server: LiveServer) -> N
     assert root.delete(f"/api/users/{user_id}").status_code == 204
 
     for event_type in ("user.created", "user.updated", "user.deleted"):
-        rows = [r for r in server.events(event_type) if r.user_id is not None]
-        rows = [r for r in rows if as_uuid(r.user_id) == user_id]
+        rows = [r for r in server.events(event_type) if r.user_id == user_id]
         assert len(rows) == 1, event_type
         (event,) = rows
         assert event.actor == "root"
         assert event.source_address == "127.0.0.1"
-        assert as_uuid(event.tenant_id) == default_tenant
+        assert event.tenant_id == default_tenant
     created = server.events("user.created")
-    assert as_json(next(r for r in created if r.actor == "root").detail)["role"] == "admin"
+    assert next(r for r in created if r.actor == "root").detail["role"] == "admin"
     (updated,) = server.events("user.updated")
-    assert as_json(updated.detail)["fields"] == ["display_name", "password"]
+    assert updated.detail["fields"] == ["display_name", "password"]
     # No audit row ever carries a password, old or new.
-    everything = json.dumps(
-        [str(tuple(r)) for r in server.database.sql("SELECT * FROM session_events")]
-    )
+    everything = json.dumps([str(tuple(r)) for r in server.database.sql(select(session_events))])
     assert PASSWORD not in everything
     assert NEW_PASSWORD not in everything
 
@@ -253,8 +260,11 @@ def test_technician_is_refused_every_users_route(server: LiveServer) -> None:
     tech_me = me(server, server.login("tech")).json()
     assert tech_me["role"] == "technician"
     assert tech_me["permissions"] == TECHNICIAN_DEFAULTS
-    assert server.database.sql("SELECT id FROM users WHERE username = 'mallory'") == []
-    assert server.database.sql("SELECT id FROM user_client_access") == []
+    assert (
+        server.database.sql(select(users_table.c.id).where(users_table.c.username == "mallory"))
+        == []
+    )
+    assert server.database.sql(select(user_client_access.c.id)) == []
 
 
 def test_no_or_bad_token_is_401_on_every_users_route(server: LiveServer) -> None:
@@ -274,8 +284,11 @@ def test_no_or_bad_token_is_401_on_every_users_route(server: LiveServer) -> None
             response = client.request(method, path, json=body)
             assert response.status_code == 401, (method, path, response.text)
             assert response.headers["www-authenticate"] == "Bearer"
-    assert server.database.sql("SELECT id FROM users WHERE username = 'mallory'") == []
-    assert bool(user_row(server, target).disabled) is False
+    assert (
+        server.database.sql(select(users_table.c.id).where(users_table.c.username == "mallory"))
+        == []
+    )
+    assert user_row(server, target).disabled is False
 
 
 # -- tenants ---------------------------------------------------------------------------------
@@ -325,11 +338,14 @@ def test_another_tenants_users_are_invisible_and_untouchable(server: LiveServer)
     for victim in (acme_tech_id, acme_admin_id, dave_id):
         row = user_row(server, victim)
         assert row.deleted_at is None
-        assert bool(row.disabled) is False
+        assert row.disabled is False
         assert row.display_name is None
-    assert server.database.sql("SELECT id FROM user_permissions") == []
-    assert server.database.sql("SELECT id FROM user_client_access") == []
-    assert server.database.sql("SELECT id FROM auth_tokens WHERE revoked_at IS NOT NULL") == []
+    assert server.database.sql(select(user_permissions.c.id)) == []
+    assert server.database.sql(select(user_client_access.c.id)) == []
+    assert (
+        server.database.sql(select(auth_tokens.c.id).where(auth_tokens.c.revoked_at.is_not(None)))
+        == []
+    )
     assert usernames(root) == ["dave", "root"]
     assert usernames(acme) == ["acme-admin", "acme-tech"]
 
@@ -359,7 +375,9 @@ def test_username_conflicts_are_409_within_and_across_tenants(server: LiveServer
         response = root.post("/api/users", json={"username": name, "password": NEW_PASSWORD})
         assert response.status_code == 409, (name, response.text)
         assert response.json() == {"detail": "username is taken"}
-    rows = server.database.sql("SELECT id FROM users WHERE username IN ('alice', 'bob')")
+    rows = server.database.sql(
+        select(users_table.c.id).where(users_table.c.username.in_(["alice", "bob"]))
+    )
     assert len(rows) == 2
     assert login_response(server, "alice", NEW_PASSWORD).status_code == 401
     assert login_response(server, "bob", NEW_PASSWORD).status_code == 401
@@ -374,7 +392,10 @@ def test_usernames_are_case_insensitive(server: LiveServer) -> None:
         response = root.post("/api/users", json={"username": name, "password": NEW_PASSWORD})
         assert response.status_code == 409, (name, response.text)
         assert response.json() == {"detail": "username is taken"}
-    assert len(server.database.sql("SELECT id FROM users WHERE lower(username) = 'alice'")) == 1
+    rows = server.database.sql(
+        select(users_table.c.id).where(func.lower(users_table.c.username) == "alice")
+    )
+    assert len(rows) == 1
     created = create(root, "Carol")
     assert created["username"] == "carol"
     assert login_response(server, "CAROL", PASSWORD).status_code == 200
@@ -444,7 +465,7 @@ def test_invalid_input_is_422_without_echoing_it_and_is_audited(server: LiveServ
     assert invalid, "no request.invalid audit row"
     first = invalid[0]
     assert first.source_address == "127.0.0.1"
-    detail = as_json(first.detail)
+    detail = first.detail
     assert detail["method"] == "POST"
     assert detail["path"] == "/api/users"
     assert "body.password" in detail["fields"]
@@ -472,7 +493,7 @@ def test_the_last_active_admin_of_a_tenant_cannot_be_removed(server: LiveServer)
             assert response.status_code == 409, (method, body, response.text)
             assert response.json() == last_admin
             row = user_row(server, uuid.UUID(target))
-            assert (row.role, bool(row.disabled), row.deleted_at) == ("admin", False, None)
+            assert (row.role, row.disabled, row.deleted_at) == ("admin", False, None)
 
     refused(root, root_id)
 
@@ -516,8 +537,7 @@ def test_disabling_a_user_revokes_their_tokens_and_blocks_login(server: LiveServ
     assert refused.status_code == wrong.status_code == 401
     assert refused.json() == wrong.json() == {"detail": BAD_CREDENTIALS}
     reasons = server.database.sql(
-        "SELECT revoked_reason FROM auth_tokens WHERE user_id = :u",
-        u=db_value(server.database, alice_id),
+        select(auth_tokens.c.revoked_reason).where(auth_tokens.c.user_id == alice_id)
     )
     assert [r[0] for r in reasons] == ["user_changed"]
 
@@ -553,8 +573,7 @@ def test_deleting_a_user_revokes_their_token(server: LiveServer) -> None:
     assert refused.status_code == 401
     assert refused.json() == {"detail": BAD_CREDENTIALS}
     reasons = server.database.sql(
-        "SELECT revoked_reason FROM auth_tokens WHERE user_id = :u",
-        u=db_value(server.database, alice_id),
+        select(auth_tokens.c.revoked_reason).where(auth_tokens.c.user_id == alice_id)
     )
     assert [r[0] for r in reasons] == ["user_deleted"]
 
@@ -593,8 +612,7 @@ def test_permission_grants_are_set_shown_and_effective(server: LiveServer) -> No
     assert root.put(path, json={"permissions": []}).json()["permissions"] == []
     assert me(server, token).json()["permissions"] == TECHNICIAN_DEFAULTS
     rows = server.database.sql(
-        "SELECT id FROM user_permissions WHERE user_id = :u",
-        u=db_value(server.database, alice_id),
+        select(user_permissions.c.id).where(user_permissions.c.user_id == alice_id)
     )
     assert rows == []
     (event, *_) = server.events("user.permissions_set")
@@ -619,7 +637,7 @@ def test_client_access_accepts_only_live_machines_of_the_tenant(server: LiveServ
         assert str(bad) in response.json()["detail"]
         assert str(mine) not in response.json()["detail"]
     assert root.put(path, json={"machine_ids": ["not-a-uuid"]}).status_code == 422
-    assert server.database.sql("SELECT id FROM user_client_access") == []
+    assert server.database.sql(select(user_client_access.c.id)) == []
 
     grant = {"machine_ids": [str(mine)], "client_names": ["Fabrikam", "Contoso"]}
     response = root.put(path, json=grant)
@@ -627,13 +645,15 @@ def test_client_access_accepts_only_live_machines_of_the_tenant(server: LiveServ
     expected = {"machine_ids": [str(mine)], "client_names": ["Contoso", "Fabrikam"]}
     assert response.json()["client_access"] == expected
     assert root.get(f"/api/users/{alice_id}").json()["client_access"] == expected
+    access = user_client_access.c
     rows = server.database.sql(
-        "SELECT machine_id, client_name, tenant_id FROM user_client_access WHERE user_id = :u",
-        u=db_value(server.database, alice_id),
+        select(access.machine_id, access.client_name, access.tenant_id).where(
+            access.user_id == alice_id
+        )
     )
     assert len(rows) == 3
-    assert {as_uuid(r.tenant_id) for r in rows} == {default_id}
-    assert {as_uuid(r.machine_id) for r in rows if r.machine_id is not None} == {mine}
+    assert {r.tenant_id for r in rows} == {default_id}
+    assert {r.machine_id for r in rows if r.machine_id is not None} == {mine}
 
     # A refused change keeps the old grant; an empty body clears it.
     assert root.put(path, json={"machine_ids": [str(foreign)]}).status_code == 422
@@ -656,20 +676,9 @@ async def _add_machine(
     *,
     deleted: bool = False,
 ) -> uuid.UUID:
-    machine_id = uuid.uuid4()
-    now = datetime.now(UTC)
-    await conn.execute(
-        insert(machines).values(
-            id=machine_id,
-            tenant_id=tenant_id,
-            name=name,
-            client_name=client_name,
-            consent_policy="ask",
-            online=False,
-            created_at=now,
-            deleted_at=now if deleted else None,
-        )
-    )
+    values = machine_values(tenant_id, name, client_name, deleted=deleted)
+    await conn.execute(insert(machines).values(values))
+    machine_id: uuid.UUID = values["id"]
     return machine_id
 
 
