@@ -47,6 +47,7 @@ TABLES = {
     "support_codes",
     "releases",
     "auth_tokens",
+    "viewer_tickets",
 }
 
 

@@ -13,15 +13,27 @@ from collections.abc import AsyncIterator
 import structlog
 from fastapi import FastAPI
 
-from guruconnect.server.api import auth, health, users
+from guruconnect.server.api import (
+    agent_keys,
+    auth,
+    events,
+    health,
+    machines,
+    sessions,
+    support_codes,
+    users,
+)
 from guruconnect.server.audit import AuditLog
 from guruconnect.server.auth.login_limits import LoginLimiter
 from guruconnect.server.auth.passwords import Passwords
 from guruconnect.server.config import Settings
-from guruconnect.server.db import auth_tokens
+from guruconnect.server.db import auth_tokens, viewer_tickets
 from guruconnect.server.db.engine import create_engine, migrate
 from guruconnect.server.errors import InternalErrors, install_handlers
 from guruconnect.server.middleware import AccessLog, SecurityHeaders
+from guruconnect.server.rate_limits import RateLimits
+from guruconnect.server.relay.hub import Hub
+from guruconnect.server.relay.router import router as relay_router
 from guruconnect.server.state import AppState
 from guruconnect.version import build_info
 
@@ -33,8 +45,9 @@ async def _prune_tokens(state: AppState) -> None:
         try:
             async with state.engine.begin() as conn:
                 pruned = await auth_tokens.prune_expired(conn)
+                pruned += await viewer_tickets.prune_expired(conn)
             if pruned:
-                log.info("pruned expired tokens", count=pruned)
+                log.info("pruned expired tokens and tickets", count=pruned)
         except Exception:
             log.exception("token pruning failed; will retry")
         await asyncio.sleep(state.settings.token_prune_interval_seconds)
@@ -44,17 +57,20 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, schema=settings.database_schema)
-        limiter = LoginLimiter.create(
-            settings.login_rate_limit, redis_url=settings.redis_url, prefix=settings.redis_prefix
-        )
+        limits = RateLimits.create(redis_url=settings.redis_url, prefix=settings.redis_prefix)
         try:
             await migrate(engine, schema=settings.database_schema)
+            audit = AuditLog(engine)
+            hub = Hub(settings, engine, audit)
+            await hub.reconcile()
             state = AppState(
                 settings=settings,
                 engine=engine,
                 passwords=Passwords.from_settings(settings),
-                login_limiter=limiter,
-                audit=AuditLog(engine),
+                rate_limits=limits,
+                login_limiter=LoginLimiter(limits, settings.login_rate_limit),
+                audit=audit,
+                hub=hub,
             )
             app.state.guruconnect = state
             pruner = asyncio.create_task(_prune_tokens(state), name="prune-tokens")
@@ -62,11 +78,12 @@ def create_app(settings: Settings) -> FastAPI:
             try:
                 yield
             finally:
+                await hub.shutdown()
                 pruner.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await pruner
         finally:
-            await limiter.close()
+            await limits.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -80,6 +97,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(users.router)
+    app.include_router(agent_keys.router)
+    app.include_router(support_codes.router)
+    app.include_router(machines.router)
+    app.include_router(sessions.router)
+    app.include_router(events.router)
+    app.include_router(relay_router)
     # Last added runs first: headers on everything, then the access log, then the catch-all.
     app.add_middleware(InternalErrors)
     app.add_middleware(AccessLog)

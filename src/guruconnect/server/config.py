@@ -7,6 +7,7 @@ instance; it never looks at ``os.environ`` itself.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -86,12 +87,45 @@ class Settings(DatabaseSettings):
     #: How often expired rows of the token blacklist are deleted.
     token_prune_interval_seconds: int = Field(default=600, ge=1)
 
-    @field_validator("trusted_proxies", mode="before")
+    # -- relay ----------------------------------------------------------------------------
+    #: Origins allowed to open WebSockets besides the server's own (``scheme://host[:port]``).
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    agent_max_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    viewer_max_message_bytes: int = Field(default=64 * 1024, ge=1024)
+    #: The relay sends a heartbeat this often; a peer silent for two periods is dropped.
+    heartbeat_interval_seconds: float = Field(default=15.0, gt=0)
+    #: How long a connecting agent or viewer may take to present its credential.
+    auth_timeout_seconds: float = Field(default=10.0, gt=0)
+    consent_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: How long a session waits for its agent to come back before it ends.
+    agent_reconnect_grace_seconds: float = Field(default=30.0, ge=0)
+    viewer_ticket_ttl_seconds: int = Field(default=60, ge=1, le=60)
+    support_code_ttl_seconds: int = Field(default=600, ge=60, le=24 * 3600)
+    #: Input events a viewer may send per second (token bucket); the excess is dropped.
+    input_events_per_second: int = Field(default=200, ge=1)
+    chat_max_chars: int = Field(default=4096, ge=1)
+    clipboard_max_chars: int = Field(default=32768, ge=1)
+    #: Video frames queued per viewer before frames are dropped for that viewer.
+    viewer_video_queue: int = Field(default=8, ge=1)
+    #: WebSocket connection attempts per source address, per plane.
+    ws_connect_rate_limit: str = "60/minute"
+    #: Failed support-code redemptions per source address.
+    support_code_rate_limit: str = "10/minute"
+
+    @field_validator("trusted_proxies", "allowed_origins", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
 
-    @field_validator("login_rate_limit")
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(f"{origin!r} is not an origin such as https://support.example")
+        return [origin.lower() for origin in value]
+
+    @field_validator("login_rate_limit", "ws_connect_rate_limit", "support_code_rate_limit")
     @classmethod
     def _rate(cls, value: str) -> str:
         try:

@@ -36,6 +36,8 @@ def uvicorn_config(
         "ws": "websockets-sansio",
         # Frames are already compressed; deflate would only burn CPU.
         "ws_per_message_deflate": False,
+        # The agent plane's limit; the viewer plane's smaller one is enforced per message.
+        "ws_max_size": max(settings.agent_max_message_bytes, settings.viewer_max_message_bytes),
         # uvicorn trusts X-Forwarded-For from 127.0.0.1 by default: trust no one unless
         # the operator names the proxies.
         "proxy_headers": bool(trusted),

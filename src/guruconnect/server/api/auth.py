@@ -141,6 +141,7 @@ async def login(body: LoginRequest, request: Request, state: State) -> LoginResp
 async def logout(principal: Authenticated, request: Request, state: State) -> Response:
     async with state.engine.begin() as conn:
         await auth_tokens.revoke(conn, principal.claims.jti, "logout")
+    closed = state.hub.revoke_token(principal.claims.jti)
     await state.audit.record(
         Event(
             "auth.logout",
@@ -148,7 +149,7 @@ async def logout(principal: Authenticated, request: Request, state: State) -> Re
             user_id=principal.user.id,
             actor=principal.user.username,
             source_address=source_address(request),
-            detail={"jti": str(principal.claims.jti)},
+            detail={"jti": str(principal.claims.jti), "closed_viewers": closed},
         )
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -177,6 +178,7 @@ async def revoke_user(
         if target is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail="user not found")
         revoked = await auth_tokens.revoke_user(conn, target.id, "admin_revoked")
+    closed = state.hub.revoke_user(target.id)
     await state.audit.record(
         Event(
             "auth.tokens_revoked",
@@ -184,7 +186,7 @@ async def revoke_user(
             user_id=target.id,
             actor=principal.user.username,
             source_address=source_address(request),
-            detail={"count": len(revoked), "by": str(principal.user.id)},
+            detail={"count": len(revoked), "by": str(principal.user.id), "closed_viewers": closed},
         )
     )
     return Revoked(revoked=len(revoked))

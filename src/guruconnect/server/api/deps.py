@@ -77,3 +77,10 @@ async def admin(principal: Authenticated) -> Principal:
 
 
 Admin = Annotated[Principal, Depends(admin)]
+
+
+def require(principal: Principal, permission: Permission) -> None:
+    if permission not in principal.permissions:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, detail=f"permission {permission.value!r} required"
+        )

@@ -196,6 +196,8 @@ async def update_user(
             revoked = await auth_tokens.revoke_user(conn, target.id, "user_changed")
         updated = await _target(conn, principal, user_id)
         out = await _out(conn, updated)
+    if revoked or changes.get("disabled") is True:
+        state.hub.revoke_user(user_id)
     fields = sorted(k for k in changes if k != "password_hash") + (
         ["password"] if password is not None else []
     )
@@ -218,6 +220,7 @@ async def delete_user(
         await _keep_an_admin(conn, target)
         await users.soft_delete(conn, target.tenant_id, target.id)
         revoked = await auth_tokens.revoke_user(conn, target.id, "user_deleted")
+    state.hub.revoke_user(user_id, "user deleted")
     await state.audit.record(
         _event("user.deleted", principal, request, user_id, revoked=len(revoked))
     )
@@ -265,6 +268,7 @@ async def set_client_access(
             ClientAccess(frozenset(body.machine_ids), frozenset(body.client_names)),
         )
         out = await _out(conn, target)
+    await state.hub.recheck_access(target.tenant_id, target.id)
     await state.audit.record(
         _event(
             "user.client_access_set",

@@ -98,3 +98,18 @@ async def prune_expired(conn: AsyncConnection, now: datetime | None = None) -> i
         delete(auth_tokens).where(auth_tokens.c.expires_at <= (now or utcnow()))
     )
     return result.rowcount
+
+
+async def is_live(conn: AsyncConnection, token_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    """Whether a user token is unrevoked and unexpired (a viewer ticket inherits it)."""
+    row = (
+        await conn.execute(
+            select(auth_tokens.c.id).where(
+                auth_tokens.c.id == token_id,
+                auth_tokens.c.user_id == user_id,
+                auth_tokens.c.revoked_at.is_(None),
+                auth_tokens.c.expires_at > utcnow(),
+            )
+        )
+    ).first()
+    return row is not None

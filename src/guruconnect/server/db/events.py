@@ -57,12 +57,22 @@ async def list_events(
     *,
     event_type: str | None = None,
     user_id: uuid.UUID | None = None,
+    machine_id: uuid.UUID | None = None,
+    session_id: uuid.UUID | None = None,
+    before: datetime | None = None,
     limit: int = 100,
 ) -> list[StoredEvent]:
+    """Newest first; ``before`` pages back from a previous page's last ``created_at``."""
     query = select(session_events).where(session_events.c.tenant_id == tenant_id)
-    if event_type is not None:
-        query = query.where(session_events.c.event_type == event_type)
-    if user_id is not None:
-        query = query.where(session_events.c.user_id == user_id)
+    for column, value in (
+        (session_events.c.event_type, event_type),
+        (session_events.c.user_id, user_id),
+        (session_events.c.machine_id, machine_id),
+        (session_events.c.session_id, session_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if before is not None:
+        query = query.where(session_events.c.created_at < before)
     query = query.order_by(session_events.c.created_at.desc()).limit(limit)
     return [StoredEvent(**dict(row._mapping)) for row in await conn.execute(query)]

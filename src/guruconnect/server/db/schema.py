@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
 )
 
 from guruconnect.server.db.types import UTCDateTime
@@ -109,6 +110,8 @@ machines = Table(
     Column("os", String(255)),
     Column("agent_version", String(64)),
     Column("consent_policy", String(20), nullable=False, default="ask"),
+    # Created by a support-code redemption rather than a persistent agent's key.
+    Column("ad_hoc", Boolean(), nullable=False, default=False, server_default=false()),
     Column("online", Boolean(), nullable=False, default=False),
     Column("last_seen_at", UTCDateTime()),
     _created(),
@@ -156,6 +159,8 @@ sessions = Table(
     Column("machine_id", Uuid(), ForeignKey("machines.id", ondelete="CASCADE"), nullable=False),
     Column("technician_id", Uuid(), ForeignKey("users.id", ondelete="SET NULL")),
     Column("kind", String(20), nullable=False),
+    # What the technician asked for and the local user consented to: view or control.
+    Column("scope", String(10), nullable=False, server_default="control"),
     Column("state", String(20), nullable=False),
     Column("codec", String(20)),
     _created(),
@@ -219,6 +224,25 @@ auth_tokens = Table(
     Column("revoked_at", UTCDateTime()),
     Column("revoked_reason", String(64)),
     Index(None, "user_id", "revoked_at"),
+    Index(None, "expires_at"),
+)
+
+#: Single-use, short-lived tickets for one viewer socket of one session. ``token_id`` is
+#: the user token that minted it: revoking that token also refuses its tickets.
+viewer_tickets = Table(
+    "viewer_tickets",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    _tenant_fk(),
+    Column("session_id", Uuid(), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Uuid(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("token_id", Uuid(), nullable=False),
+    Column("scope", String(10), nullable=False),
+    Column("ticket_hash", String(64), nullable=False, unique=True),
+    _created(),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime()),
+    CheckConstraint("scope IN ('view', 'control')", name="scope"),
     Index(None, "expires_at"),
 )
 

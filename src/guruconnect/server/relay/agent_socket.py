@@ -1,0 +1,351 @@
+"""``/ws/agent``: where agents authenticate and stream.
+
+A persistent agent proves itself with its key (``Authorization: Bearer cak_...`` on the
+upgrade, or an ``AgentHello`` as the first message); an ad-hoc one with a support code in
+its ``AgentHello``. The machine it gets is the one its key is bound to, never one it names.
+Nothing in the URL is a credential: a query string is refused outright.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from dataclasses import dataclass
+
+import structlog
+from starlette.websockets import WebSocket
+
+from guruconnect.protocol import AuthResult, ClipboardText, Heartbeat, decode, encode
+from guruconnect.protocol.close_codes import CloseCode
+from guruconnect.protocol.errors import ProtocolError
+from guruconnect.protocol.planes import VIDEO_TYPES, Plane, inbound_type
+from guruconnect.server.auth import secrets_format
+from guruconnect.server.auth.secrets_format import CredentialKind
+from guruconnect.server.db import agent_keys, machines, sessions, support_codes, users
+from guruconnect.server.db.events import Event
+from guruconnect.server.rate_limits import LimiterUnavailable, rate
+from guruconnect.server.relay.gate import WRONG_PLANE, admit, bearer, refuse, source_of
+from guruconnect.server.relay.peers import AgentPeer, Peer
+from guruconnect.server.state import AppState, app_state
+
+log = structlog.get_logger(__name__)
+PLANE = "agent"
+
+
+class Refused(Exception):
+    def __init__(self, code: int, why: str, audit_reason: str) -> None:
+        super().__init__(why)
+        self.code = code
+        self.why = why
+        self.audit_reason = audit_reason
+
+
+@dataclass
+class Hello:
+    credential: str | None
+    is_code: bool
+    hostname: str = ""
+    os: str = ""
+    agent_version: str = ""
+
+
+async def _hello(ws: WebSocket, state: AppState) -> Hello:
+    """The credential: from the upgrade's header, else from the first message."""
+    header = bearer(ws)
+    if header is not None:
+        return Hello(credential=header, is_code=False)
+    try:
+        async with asyncio.timeout(state.settings.auth_timeout_seconds):
+            message = await ws.receive()
+    except TimeoutError:
+        raise Refused(CloseCode.UNAUTHORIZED, "no credential in time", "auth_timeout") from None
+    data = message.get("bytes")
+    if message["type"] == "websocket.disconnect" or data is None:
+        raise Refused(CloseCode.UNAUTHORIZED, "missing agent credential", "missing_credential")
+    try:
+        kind = inbound_type(Plane.AGENT, data, max_size=64 * 1024)
+        envelope = decode(data)
+    except ProtocolError as exc:
+        raise Refused(exc.close_code, str(exc), "malformed_hello") from None
+    if kind != "agent_hello":
+        raise Refused(CloseCode.UNAUTHORIZED, "first message must be AgentHello", "no_hello")
+    hello = envelope.agent_hello
+    which = hello.WhichOneof("credential")
+    return Hello(
+        credential=getattr(hello, which) if which else None,
+        is_code=which == "support_code",
+        hostname=hello.hostname[:255],
+        os=hello.os[:255],
+        agent_version=hello.agent_version[:64],
+    )
+
+
+async def _by_key(state: AppState, key: str, hello: Hello) -> AgentPeerSeed:
+    lookup = secrets_format.agent_key_lookup(key)
+    if lookup is None:
+        raise Refused(CloseCode.UNAUTHORIZED, "invalid agent key", "malformed_key")
+    async with state.engine.begin() as conn:
+        row = await agent_keys.by_prefix(conn, lookup)
+        # Compare even when nothing was found, so a miss costs what a mismatch costs.
+        matches = secrets_format.same_digest(key, row.key_hash if row else "0" * 64)
+        if row is None or not matches:
+            raise Refused(CloseCode.UNAUTHORIZED, "unknown agent key", "unknown_key")
+        if row.revoked_at is not None:
+            raise Refused(CloseCode.UNAUTHORIZED, "agent key revoked", "revoked_key")
+        machine = await machines.get_any_tenant(conn, row.machine_id) if row.machine_id else None
+        if row.machine_id is not None and machine is None:
+            raise Refused(CloseCode.UNAUTHORIZED, "this key's machine was deleted", "machine_gone")
+        if machine is None:
+            name = row.label or hello.hostname or f"machine-{row.prefix.removeprefix('cak_')}"
+            machine = await machines.create(conn, tenant_id=row.tenant_id, name=name)
+            await agent_keys.bind_machine(conn, row.id, machine.id)
+        await agent_keys.touch(conn, row.id)
+        await machines.update_status(
+            conn,
+            machine.id,
+            hostname=hello.hostname,
+            os=hello.os,
+            agent_version=hello.agent_version,
+        )
+        await machines.set_online(conn, machine.id, True)
+    return AgentPeerSeed(machine=machine, key_id=row.id, key_prefix=row.prefix)
+
+
+async def _by_code(state: AppState, code: str, hello: Hello, source: str) -> AgentPeerSeed:
+    item = rate(state.settings.support_code_rate_limit)
+    try:
+        wait = await state.rate_limits.retry_after(item, "support_code", source)
+    except LimiterUnavailable:
+        wait = 1  # redemption is an authentication: refuse rather than run unguarded
+    if wait:
+        raise Refused(CloseCode.RATE_LIMITED, "too many support code attempts", "code_rate_limited")
+    code_hash = secrets_format.support_code_digest(code)
+    async with state.engine.begin() as conn:
+        redeemed = await support_codes.consume(conn, code_hash) if code_hash else None
+        if redeemed is not None:
+            machine = await machines.create(
+                conn,
+                tenant_id=redeemed.tenant_id,
+                name=hello.hostname or "support session",
+                ad_hoc=True,
+            )
+            await machines.update_status(
+                conn,
+                machine.id,
+                hostname=hello.hostname,
+                os=hello.os,
+                agent_version=hello.agent_version,
+            )
+            await machines.set_online(conn, machine.id, True)
+            session = await sessions.create(
+                conn,
+                tenant_id=redeemed.tenant_id,
+                machine_id=machine.id,
+                technician_id=redeemed.created_by,
+                kind="support_code",
+                scope="control",
+            )
+            await support_codes.attach(
+                conn, redeemed.id, machine_id=machine.id, session_id=session.id
+            )
+            technician = (
+                await users.get(conn, redeemed.tenant_id, redeemed.created_by)
+                if redeemed.created_by
+                else None
+            )
+    if redeemed is None:
+        with contextlib.suppress(LimiterUnavailable):
+            await state.rate_limits.hit(item, "support_code", source)
+        raise Refused(
+            CloseCode.UNAUTHORIZED, "support code invalid, used or expired", "bad_support_code"
+        )
+    await state.audit.record(
+        Event(
+            "support_code.redeemed",
+            tenant_id=redeemed.tenant_id,
+            machine_id=machine.id,
+            session_id=session.id,
+            source_address=source,
+            detail={"code_id": str(redeemed.id), "hostname": hello.hostname},
+        )
+    )
+    name = (technician.display_name or technician.username) if technician else "technician"
+    return AgentPeerSeed(machine=machine, session=session, technician=name)
+
+
+@dataclass
+class AgentPeerSeed:
+    machine: machines.Machine
+    key_id: uuid.UUID | None = None
+    key_prefix: str | None = None
+    session: sessions.Session | None = None
+    technician: str = ""
+
+
+async def _authenticate(ws: WebSocket, state: AppState) -> tuple[AgentPeerSeed, Hello]:
+    if ws.url.query:
+        raise Refused(
+            CloseCode.UNAUTHORIZED, "credentials are not accepted in the URL", "credential_in_url"
+        )
+    hello = await _hello(ws, state)
+    credential = hello.credential
+    if not credential:
+        raise Refused(CloseCode.UNAUTHORIZED, "missing agent credential", "missing_credential")
+    if hello.is_code:
+        return await _by_code(state, credential, hello, source_of(ws)), hello
+    kind = secrets_format.classify(credential)
+    if kind in WRONG_PLANE and kind is not CredentialKind.AGENT_KEY:
+        audit_reason, why = WRONG_PLANE[kind]
+        raise Refused(CloseCode.UNAUTHORIZED, why, f"{audit_reason}_on_agent_plane")
+    return await _by_key(state, credential, hello), hello
+
+
+async def agent_endpoint(ws: WebSocket) -> None:
+    state = app_state(ws)
+    source = source_of(ws)
+    if not await admit(ws, state, PLANE):
+        return
+    await ws.accept()
+    try:
+        seed, hello = await _authenticate(ws, state)
+    except Refused as exc:
+        await refuse(
+            ws, state, plane=PLANE, code=exc.code, why=exc.why, audit_reason=exc.audit_reason
+        )
+        return
+    settings = state.settings
+    machine = seed.machine
+    agent = AgentPeer(
+        peer=Peer(ws, source=source, video_limit=settings.viewer_video_queue),
+        machine_id=machine.id,
+        tenant_id=machine.tenant_id,
+        machine_name=machine.name,
+        key_id=seed.key_id,
+        support_session_id=seed.session.id if seed.session else None,
+    )
+    agent.peer.send(
+        encode(
+            AuthResult(
+                ok=True,
+                machine_id=str(machine.id),
+                session_id=str(seed.session.id) if seed.session else "",
+                heartbeat_interval_s=max(1, round(settings.heartbeat_interval_seconds)),
+            )
+        )
+    )
+    hub = state.hub
+    await hub.agent_connected(agent)
+    await state.audit.record(
+        Event(
+            "agent.connected",
+            tenant_id=machine.tenant_id,
+            machine_id=machine.id,
+            actor=seed.key_prefix or "support_code",
+            source_address=source,
+            detail={"agent_version": hello.agent_version, "hostname": hello.hostname},
+        )
+    )
+    if seed.session is not None:
+        await hub.start_session(seed.session, technician=seed.technician, consent_required=True)
+
+    async def handle(data: bytes) -> None:
+        try:
+            kind = inbound_type(Plane.AGENT, data, max_size=settings.agent_max_message_bytes)
+            if kind in VIDEO_TYPES:
+                hub.from_agent_video(agent, data)
+            else:
+                await _control(state, agent, kind, data)
+        except ProtocolError as exc:
+            agent.peer.close(exc.close_code, str(exc))
+            hub.audit_later(
+                Event(
+                    "limit.protocol_error",
+                    tenant_id=agent.tenant_id,
+                    machine_id=agent.machine_id,
+                    source_address=source,
+                    detail={"plane": PLANE, "error": str(exc), "close_code": int(exc.close_code)},
+                )
+            )
+
+    try:
+        await agent.peer.run(handle, heartbeat_interval=settings.heartbeat_interval_seconds)
+    finally:
+        await _disconnected(state, agent)
+
+
+async def _control(state: AppState, agent: AgentPeer, kind: str, data: bytes) -> None:
+    hub = state.hub
+    if kind == "display_list":
+        agent.displays = list(decode(data).display_list.displays)
+        hub.to_viewers(agent, data)
+    elif kind == "agent_status":
+        status = decode(data).agent_status
+        agent.encoders = list(status.encoders) or agent.encoders
+        agent.displays = list(status.displays)
+        agent.user_name = status.user_name[:100]
+        async with state.engine.begin() as conn:
+            await machines.update_status(
+                conn,
+                agent.machine_id,
+                hostname=status.hostname,
+                os=status.os,
+                agent_version=status.agent_version,
+            )
+        hub.agent_status_changed(agent)
+    elif kind == "consent_response":
+        answer = decode(data).consent_response
+        await hub.consent_answer(agent, answer.session_id, answer.granted, answer.reason)
+    elif kind == "session_response":
+        response = decode(data).session_response
+        live = hub.live_session_for_machine(agent.machine_id)
+        if not response.accepted and live is not None and str(live.id) == response.session_id:
+            await hub.end_session(live.id, "agent_refused")
+    elif kind == "chat":
+        chat = decode(data).chat
+        if 0 < len(chat.text) <= state.settings.chat_max_chars:
+            hub.chat_from_agent(agent, chat)
+    elif kind == "clipboard":
+        clip = decode(data).clipboard
+        if len(clip.text) <= state.settings.clipboard_max_chars:
+            hub.to_viewers(agent, encode(ClipboardText(text=clip.text)), control_only=True)
+    elif kind == "heartbeat":
+        beat = decode(data).heartbeat
+        if not beat.reply:
+            agent.peer.send(encode(Heartbeat(sent_at_ms=beat.sent_at_ms, reply=True)))
+    elif kind == "disconnect":
+        agent.peer.close(CloseCode.NORMAL, "agent left")
+    elif kind == "agent_hello":
+        agent.peer.close(CloseCode.PROTOCOL_ERROR, "already authenticated")
+
+
+async def _disconnected(state: AppState, agent: AgentPeer) -> None:
+    hub = state.hub
+    replaced = hub.agents.get(agent.machine_id) is not agent
+    await hub.agent_disconnected(agent)
+    code = agent.peer.close_code or agent.peer.remote_close_code
+    if not replaced:
+        try:
+            async with state.engine.begin() as conn:
+                await machines.set_online(conn, agent.machine_id, False)
+        except Exception:
+            log.exception("could not mark machine offline", machine_id=str(agent.machine_id))
+    if code == CloseCode.MESSAGE_TOO_BIG:
+        await hub.audit(
+            Event(
+                "limit.message_too_big",
+                tenant_id=agent.tenant_id,
+                machine_id=agent.machine_id,
+                source_address=agent.peer.source,
+                detail={"plane": PLANE, "limit": state.settings.agent_max_message_bytes},
+            )
+        )
+    await hub.audit(
+        Event(
+            "agent.disconnected",
+            tenant_id=agent.tenant_id,
+            machine_id=agent.machine_id,
+            source_address=agent.peer.source,
+            detail={"close_code": code, "reason": agent.peer.close_reason, "replaced": replaced},
+        )
+    )

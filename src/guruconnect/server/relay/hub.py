@@ -1,0 +1,675 @@
+"""The hub: which agents and viewers are connected, the live sessions between them, and
+every decision about what may flow.
+
+State changes that matter later (session states, audit events) are written to the
+database; what only matters while connected (queues, who holds control) lives here.
+One hub per process; several nodes would share sessions through a backplane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from guruconnect.protocol import (
+    ChatMessage,
+    ClipboardText,
+    Codec,
+    ConsentRequest,
+    Error,
+    Heartbeat,
+    KeyframeRequest,
+    Scope,
+    SessionRequest,
+    SessionState,
+    decode,
+    encode,
+)
+from guruconnect.protocol.close_codes import CloseCode
+from guruconnect.protocol.codecs import negotiate
+from guruconnect.protocol.planes import INPUT_TYPES
+from guruconnect.server.audit import AuditLog
+from guruconnect.server.config import Settings
+from guruconnect.server.db import machines, sessions, users
+from guruconnect.server.db.events import Event
+from guruconnect.server.relay.peers import AgentPeer, ViewerPeer
+
+log = structlog.get_logger(__name__)
+
+State = SessionState.State
+_SCOPES = {"view": Scope.SCOPE_VIEW, "control": Scope.SCOPE_CONTROL}
+_CODEC_NAMES: dict[int, str] = {Codec.CODEC_RAW_ZSTD: "raw_zstd", Codec.CODEC_H264: "h264"}
+#: Drop counters are audited at most this often per viewer.
+DROP_AUDIT_INTERVAL = 10.0
+#: Keyframe requests to one agent are coalesced to at most one per this many seconds.
+KEYFRAME_INTERVAL = 0.25
+
+
+@dataclass(eq=False)
+class LiveSession:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    machine_id: uuid.UUID
+    kind: str
+    scope: str
+    technician: str
+    consent_required: bool
+    state: int = State.STATE_WAITING_FOR_AGENT
+    codec: Codec = Codec.CODEC_RAW_ZSTD
+    viewers: set[ViewerPeer] = field(default_factory=set)
+    controller: ViewerPeer | None = None
+    timer: asyncio.Task[None] | None = None
+    frames_dropped_before_consent: int = 0
+    last_keyframe_request: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.state == State.STATE_ACTIVE
+
+
+class Hub:
+    def __init__(self, settings: Settings, engine: AsyncEngine, audit: AuditLog) -> None:
+        self.settings = settings
+        self._engine = engine
+        self._audit = audit
+        self.agents: dict[uuid.UUID, AgentPeer] = {}  # by machine id
+        self.sessions: dict[uuid.UUID, LiveSession] = {}
+        self._viewers_by_user: dict[uuid.UUID, set[ViewerPeer]] = defaultdict(set)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def audit(self, event: Event) -> None:
+        try:
+            await self._audit.record(event)
+        except Exception:
+            log.exception("audit write failed", event_type=event.event_type)
+
+    def audit_later(self, event: Event) -> None:
+        """Audit from a synchronous path (the frame path must not wait on the database)."""
+        self._spawn(self.audit(event), "audit")
+
+    def live_session_for_machine(self, machine_id: uuid.UUID) -> LiveSession | None:
+        for live in self.sessions.values():
+            if live.machine_id == machine_id:
+                return live
+        return None
+
+    def is_online(self, machine_id: uuid.UUID) -> bool:
+        return machine_id in self.agents
+
+    def _state_message(self, live: LiveSession, viewer: ViewerPeer | None, why: str = "") -> bytes:
+        agent = self.agents.get(live.machine_id)
+        return encode(
+            SessionState(
+                session_id=str(live.id),
+                state=live.state,  # type: ignore[arg-type]
+                reason=why,
+                controller=live.controller.username if live.controller else "",
+                scope=_SCOPES[viewer.scope] if viewer else Scope.SCOPE_UNSPECIFIED,
+                displays=agent.displays if agent else [],
+                codec=live.codec,
+            )
+        )
+
+    def _broadcast_state(self, live: LiveSession, why: str = "") -> None:
+        for viewer in live.viewers:
+            viewer.peer.send(self._state_message(live, viewer, why))
+
+    async def _persist_state(self, live: LiveSession, db_state: str) -> None:
+        async with self._engine.begin() as conn:
+            await sessions.set_state(conn, live.id, db_state, codec=_CODEC_NAMES.get(live.codec))
+
+    def _session_event(self, live: LiveSession, event_type: str, **detail: Any) -> Event:
+        return Event(
+            event_type,
+            tenant_id=live.tenant_id,
+            session_id=live.id,
+            machine_id=live.machine_id,
+            detail=detail,
+        )
+
+    # -- agents ---------------------------------------------------------------------------
+
+    async def agent_connected(self, agent: AgentPeer) -> None:
+        old = self.agents.get(agent.machine_id)
+        if old is not None and old is not agent:
+            old.peer.close(CloseCode.REPLACED, "replaced by a newer connection with this key")
+            await self.audit(
+                Event(
+                    "agent.replaced",
+                    tenant_id=agent.tenant_id,
+                    machine_id=agent.machine_id,
+                    source_address=old.peer.source,
+                    detail={"new_source": agent.peer.source},
+                )
+            )
+        self.agents[agent.machine_id] = agent
+        agent.peer.on_caught_up = None
+        live = self.live_session_for_machine(agent.machine_id)
+        if live is not None:
+            if live.timer is not None:
+                live.timer.cancel()
+                live.timer = None
+            # A session that was running when the agent dropped resumes without asking
+            # again: the local user already consented to this session.
+            resumed = live.state in (State.STATE_RECONNECTING, State.STATE_ACTIVE)
+            await self._offer(live, agent, consent_required=live.consent_required and not resumed)
+
+    async def agent_disconnected(self, agent: AgentPeer) -> None:
+        if self.agents.get(agent.machine_id) is not agent:
+            return  # a newer connection replaced this one; nothing changes
+        del self.agents[agent.machine_id]
+        live = self.live_session_for_machine(agent.machine_id)
+        if live is None:
+            return
+        if live.state == State.STATE_ACTIVE and self.settings.agent_reconnect_grace_seconds > 0:
+            live.state = State.STATE_RECONNECTING
+            self._broadcast_state(live, "the remote machine is reconnecting")
+            live.timer = self._spawn(
+                self._end_after(
+                    live, self.settings.agent_reconnect_grace_seconds, "agent_disconnected"
+                ),
+                "reconnect-grace",
+            )
+        else:
+            await self.end_session(live.id, "agent_disconnected")
+
+    def agent_status_changed(self, agent: AgentPeer) -> None:
+        live = self.live_session_for_machine(agent.machine_id)
+        if live is not None:
+            self._renegotiate(live)
+            self._broadcast_state(live)
+
+    # -- sessions -------------------------------------------------------------------------
+
+    async def start_session(
+        self,
+        session: sessions.Session,
+        *,
+        technician: str,
+        consent_required: bool,
+    ) -> LiveSession:
+        live = LiveSession(
+            id=session.id,
+            tenant_id=session.tenant_id,
+            machine_id=session.machine_id,
+            kind=session.kind,
+            scope=session.scope,
+            technician=technician,
+            consent_required=consent_required,
+        )
+        self.sessions[live.id] = live
+        await self.audit(
+            self._session_event(
+                live, "session.created", technician=technician, kind=live.kind, scope=live.scope
+            )
+        )
+        agent = self.agents.get(live.machine_id)
+        if agent is not None:
+            await self._offer(live, agent, consent_required=consent_required)
+        return live
+
+    async def _offer(self, live: LiveSession, agent: AgentPeer, *, consent_required: bool) -> None:
+        live.codec = self._negotiate(live, agent)
+        agent.peer.send(
+            encode(
+                SessionRequest(
+                    session_id=str(live.id),
+                    technician=live.technician,
+                    scope=_SCOPES[live.scope],
+                    codecs=[live.codec],
+                    consent_required=consent_required,
+                )
+            )
+        )
+        if consent_required:
+            live.state = State.STATE_AWAITING_CONSENT
+            timeout = self.settings.consent_timeout_seconds
+            agent.peer.send(
+                encode(
+                    ConsentRequest(
+                        session_id=str(live.id),
+                        technician=live.technician,
+                        scope=_SCOPES[live.scope],
+                        timeout_s=max(1, round(timeout)),
+                    )
+                )
+            )
+            live.timer = self._spawn(self._end_after(live, timeout, "consent_timeout"), "consent")
+            await self._persist_state(live, "awaiting_consent")
+            await self.audit(self._session_event(live, "consent.requested", timeout_s=timeout))
+            self._broadcast_state(live)
+        else:
+            await self._activate(live)
+
+    async def _activate(self, live: LiveSession) -> None:
+        live.state = State.STATE_ACTIVE
+        await self._persist_state(live, "active")
+        self._broadcast_state(live)
+        self._request_keyframe(live, force=True)
+
+    async def consent_answer(
+        self, agent: AgentPeer, session_id: str, granted: bool, why: str
+    ) -> None:
+        live = self.live_session_for_machine(agent.machine_id)
+        if live is None or str(live.id) != session_id or live.state != State.STATE_AWAITING_CONSENT:
+            return  # late or foreign answers change nothing
+        if live.timer is not None:
+            live.timer.cancel()
+            live.timer = None
+        if granted:
+            await self.audit(self._session_event(live, "consent.granted"))
+            await self._activate(live)
+        else:
+            await self.audit(self._session_event(live, "consent.denied", reason=why[:200]))
+            await self.end_session(live.id, "consent_denied")
+
+    async def _end_after(self, live: LiveSession, delay: float, why: str) -> None:
+        await asyncio.sleep(delay)
+        live.timer = None
+        if why == "consent_timeout":
+            await self.audit(self._session_event(live, "consent.timeout"))
+        await self.end_session(live.id, why)
+
+    async def end_session(self, session_id: uuid.UUID, why: str, *, by: str | None = None) -> bool:
+        """End a session everywhere: database, viewers (closed), agent (told). Idempotent."""
+        live = self.sessions.pop(session_id, None)
+        async with self._engine.begin() as conn:
+            ended = await sessions.end(conn, session_id, why)
+        if live is None:
+            return ended
+        if live.timer is not None and live.timer is not asyncio.current_task():
+            live.timer.cancel()
+        live.state = State.STATE_ENDED
+        message = self._state_message(live, None, why)
+        for viewer in list(live.viewers):
+            viewer.peer.send(self._state_message(live, viewer, why))
+            viewer.peer.close(CloseCode.SESSION_ENDED, f"session ended: {why}")
+        live.viewers.clear()
+        agent = self.agents.get(live.machine_id)
+        if agent is not None:
+            agent.peer.send(message)
+        detail: dict[str, Any] = {"reason": why}
+        if by:
+            detail["by"] = by
+        if live.frames_dropped_before_consent:
+            detail["frames_dropped_before_consent"] = live.frames_dropped_before_consent
+        await self.audit(self._session_event(live, "session.ended", **detail))
+        return ended
+
+    # -- viewers --------------------------------------------------------------------------
+
+    async def viewer_joined(self, viewer: ViewerPeer) -> LiveSession | None:
+        live = self.sessions.get(viewer.session_id)
+        if live is None:
+            return None
+        live.viewers.add(viewer)
+        self._viewers_by_user[viewer.user_id].add(viewer)
+        viewer.peer.on_caught_up = lambda: self._request_keyframe(live)
+        if viewer.scope == "control" and live.controller is None:
+            live.controller = viewer
+        self._renegotiate(live)
+        self._broadcast_state(live)
+        if live.active:
+            self._request_keyframe(live, force=True)
+        await self.audit(
+            Event(
+                "viewer.joined",
+                tenant_id=viewer.tenant_id,
+                session_id=live.id,
+                machine_id=live.machine_id,
+                user_id=viewer.user_id,
+                actor=viewer.username,
+                source_address=viewer.peer.source,
+                detail={"scope": viewer.scope},
+            )
+        )
+        return live
+
+    async def viewer_left(self, viewer: ViewerPeer) -> None:
+        self._viewers_by_user[viewer.user_id].discard(viewer)
+        if not self._viewers_by_user[viewer.user_id]:
+            del self._viewers_by_user[viewer.user_id]
+        live = self.sessions.get(viewer.session_id)
+        if live is not None and viewer in live.viewers:
+            live.viewers.discard(viewer)
+            if live.controller is viewer:
+                live.controller = None
+                await self._control_changed(live, viewer, "released")
+            self._renegotiate(live)
+            self._broadcast_state(live)
+        detail: dict[str, Any] = {
+            "close_code": viewer.peer.close_code or viewer.peer.remote_close_code,
+            "reason": viewer.peer.close_reason,
+        }
+        if viewer.dropped_input or viewer.dropped_view_input:
+            detail["input_dropped"] = viewer.dropped_input
+            detail["view_input_dropped"] = viewer.dropped_view_input
+        await self.audit(
+            Event(
+                "viewer.left",
+                tenant_id=viewer.tenant_id,
+                session_id=viewer.session_id,
+                user_id=viewer.user_id,
+                actor=viewer.username,
+                source_address=viewer.peer.source,
+                detail=detail,
+            )
+        )
+
+    async def _control_changed(self, live: LiveSession, viewer: ViewerPeer, what: str) -> None:
+        await self.audit(
+            Event(
+                "control.changed",
+                tenant_id=live.tenant_id,
+                session_id=live.id,
+                machine_id=live.machine_id,
+                user_id=viewer.user_id,
+                actor=viewer.username,
+                detail={"action": what},
+            )
+        )
+
+    # -- codec negotiation and keyframes ------------------------------------------------
+
+    def _negotiate(self, live: LiveSession, agent: AgentPeer) -> Codec:
+        return negotiate(agent.encoders, [v.codecs for v in live.viewers])
+
+    def _renegotiate(self, live: LiveSession) -> None:
+        agent = self.agents.get(live.machine_id)
+        if agent is None or live.state not in (State.STATE_ACTIVE, State.STATE_AWAITING_CONSENT):
+            return
+        codec = self._negotiate(live, agent)
+        if codec != live.codec:
+            live.codec = codec
+            agent.peer.send(
+                encode(
+                    SessionRequest(
+                        session_id=str(live.id),
+                        technician=live.technician,
+                        scope=_SCOPES[live.scope],
+                        codecs=[codec],
+                        consent_required=False,
+                    )
+                )
+            )
+            self._spawn(self._persist_codec(live), "persist-codec")
+
+    async def _persist_codec(self, live: LiveSession) -> None:
+        with contextlib.suppress(Exception):
+            async with self._engine.begin() as conn:
+                await sessions.set_codec(conn, live.id, _CODEC_NAMES.get(live.codec, "raw_zstd"))
+
+    def _request_keyframe(self, live: LiveSession, *, force: bool = False) -> None:
+        agent = self.agents.get(live.machine_id)
+        if agent is None or not live.active:
+            return
+        now = time.monotonic()
+        if not force and now - live.last_keyframe_request < KEYFRAME_INTERVAL:
+            return
+        live.last_keyframe_request = now
+        agent.peer.send(encode(KeyframeRequest(session_id=str(live.id))))
+
+    # -- routing: agent -> viewers ------------------------------------------------------
+
+    def from_agent_video(self, agent: AgentPeer, data: bytes) -> None:
+        """The hot path: forward the bytes as they came, to every viewer, never waiting."""
+        live = self.live_session_for_machine(agent.machine_id)
+        if live is None:
+            return
+        if not live.active:
+            # Before consent (or after it lapsed) nothing the agent sends reaches a viewer.
+            live.frames_dropped_before_consent += 1
+            return
+        for viewer in live.viewers:
+            viewer.peer.send_video(data)
+
+    def to_viewers(self, agent: AgentPeer, data: bytes, *, control_only: bool = False) -> None:
+        live = self.live_session_for_machine(agent.machine_id)
+        if live is None or not live.active:
+            return
+        for viewer in live.viewers:
+            if not control_only or viewer.scope == "control":
+                viewer.peer.send(data)
+
+    def chat_from_agent(self, agent: AgentPeer, message: ChatMessage) -> None:
+        live = self.live_session_for_machine(agent.machine_id)
+        if live is None or not live.active:
+            return
+        out = encode(
+            ChatMessage(
+                session_id=str(live.id),
+                sender=agent.user_name or agent.machine_name,
+                text=message.text,
+                sent_at_ms=int(time.time() * 1000),
+            )
+        )
+        for viewer in live.viewers:
+            viewer.peer.send(out)
+
+    # -- routing: viewer -> agent -------------------------------------------------------
+
+    def from_viewer(self, viewer: ViewerPeer, kind: str, data: bytes) -> None:
+        live = self.sessions.get(viewer.session_id)
+        if live is None:
+            return
+        agent = self.agents.get(live.machine_id)
+        if kind in INPUT_TYPES:
+            self._input(live, viewer, agent, data)
+        elif kind == "heartbeat":
+            beat = decode(data).heartbeat
+            if not beat.reply:
+                viewer.peer.send(encode(Heartbeat(sent_at_ms=beat.sent_at_ms, reply=True)))
+        elif kind == "viewer_hello":
+            codecs = [c for c in decode(data).viewer_hello.codecs if c in _CODEC_NAMES]
+            viewer.codecs = codecs or [Codec.CODEC_RAW_ZSTD]
+            self._renegotiate(live)
+        elif kind == "keyframe_request":
+            self._request_keyframe(live)
+        elif kind == "display_switch":
+            if live.controller is viewer and agent is not None and live.active:
+                agent.peer.send(data)
+        elif kind == "chat":
+            self._chat_from_viewer(live, viewer, agent, decode(data).chat)
+        elif kind == "clipboard":
+            self._clipboard_from_viewer(live, viewer, agent, decode(data).clipboard)
+        elif kind == "control_request":
+            self._spawn(
+                self._control_request(live, viewer, decode(data).control_request.take), "control"
+            )
+        elif kind == "disconnect":
+            viewer.peer.close(CloseCode.NORMAL, "viewer left")
+
+    def _input(
+        self, live: LiveSession, viewer: ViewerPeer, agent: AgentPeer | None, data: bytes
+    ) -> None:
+        now = time.monotonic()
+        if viewer.scope != "control" or live.controller is not viewer:
+            viewer.dropped_view_input += 1
+            self._audit_drops(live, viewer, now)
+            return
+        if not viewer.bucket.allow(now):
+            viewer.dropped_input += 1
+            self._audit_drops(live, viewer, now)
+            return
+        if agent is not None and live.active:
+            agent.peer.send(data)
+
+    def _audit_drops(self, live: LiveSession, viewer: ViewerPeer, now: float) -> None:
+        if now - viewer.last_drop_audit < DROP_AUDIT_INTERVAL and viewer.last_drop_audit:
+            return
+        viewer.last_drop_audit = now
+        event_type = (
+            "limit.view_input_dropped"
+            if viewer.dropped_view_input and viewer.scope != "control"
+            else "limit.input_throttled"
+            if viewer.dropped_input
+            else "limit.input_without_control"
+        )
+        self.audit_later(
+            Event(
+                event_type,
+                tenant_id=viewer.tenant_id,
+                session_id=live.id,
+                machine_id=live.machine_id,
+                user_id=viewer.user_id,
+                actor=viewer.username,
+                source_address=viewer.peer.source,
+                detail={
+                    "throttled": viewer.dropped_input,
+                    "without_control": viewer.dropped_view_input,
+                },
+            )
+        )
+
+    def _chat_from_viewer(
+        self, live: LiveSession, viewer: ViewerPeer, agent: AgentPeer | None, chat: ChatMessage
+    ) -> None:
+        if len(chat.text) > self.settings.chat_max_chars or not chat.text:
+            viewer.peer.send(
+                encode(
+                    Error(
+                        code=413,
+                        message=f"chat text must be 1 to {self.settings.chat_max_chars} characters",
+                    )
+                )
+            )
+            self.audit_later(
+                Event(
+                    "limit.chat_too_long",
+                    tenant_id=viewer.tenant_id,
+                    session_id=live.id,
+                    user_id=viewer.user_id,
+                    actor=viewer.username,
+                    source_address=viewer.peer.source,
+                    detail={"length": len(chat.text)},
+                )
+            )
+            return
+        out = encode(
+            ChatMessage(
+                session_id=str(live.id),
+                sender=viewer.username,
+                text=chat.text,
+                sent_at_ms=int(time.time() * 1000),
+            )
+        )
+        if agent is not None and live.active:
+            agent.peer.send(out)
+        for other in live.viewers:
+            other.peer.send(out)
+
+    def _clipboard_from_viewer(
+        self, live: LiveSession, viewer: ViewerPeer, agent: AgentPeer | None, clip: ClipboardText
+    ) -> None:
+        if live.controller is not viewer or agent is None or not live.active:
+            return
+        if len(clip.text) > self.settings.clipboard_max_chars:
+            viewer.peer.send(encode(Error(code=413, message="clipboard text too long")))
+            return
+        agent.peer.send(encode(ClipboardText(text=clip.text)))
+
+    async def _control_request(self, live: LiveSession, viewer: ViewerPeer, take: bool) -> None:
+        if take:
+            if viewer.scope != "control" or live.controller is viewer:
+                return
+            live.controller = viewer
+            await self._control_changed(live, viewer, "taken")
+        elif live.controller is viewer:
+            live.controller = None
+            await self._control_changed(live, viewer, "released")
+        else:
+            return
+        self._broadcast_state(live)
+
+    # -- revocation: reaches open sockets -----------------------------------------------
+
+    def close_viewers(self, predicate: Any, code: int, why: str) -> int:
+        closed = 0
+        for group in list(self._viewers_by_user.values()):
+            for viewer in list(group):
+                if predicate(viewer):
+                    viewer.peer.close(code, why)
+                    closed += 1
+        return closed
+
+    def revoke_token(self, token_id: uuid.UUID) -> int:
+        return self.close_viewers(
+            lambda v: v.token_id == token_id, CloseCode.REVOKED, "token revoked"
+        )
+
+    def revoke_user(self, user_id: uuid.UUID, why: str = "user's access revoked") -> int:
+        return self.close_viewers(lambda v: v.user_id == user_id, CloseCode.REVOKED, why)
+
+    async def recheck_access(self, tenant_id: uuid.UUID, user_id: uuid.UUID) -> int:
+        """After a change to a user's client access: close what they may no longer reach."""
+        viewers = list(self._viewers_by_user.get(user_id, ()))
+        if not viewers:
+            return 0
+        closed = 0
+        async with self._engine.connect() as conn:
+            user = await users.get(conn, tenant_id, user_id)
+            for viewer in viewers:
+                live = self.sessions.get(viewer.session_id)
+                reachable = (
+                    user is not None
+                    and not user.disabled
+                    and live is not None
+                    and await users.can_reach_machine(conn, user, live.machine_id)
+                )
+                if not reachable:
+                    viewer.peer.close(CloseCode.REVOKED, "access to this machine was removed")
+                    closed += 1
+        return closed
+
+    def revoke_agent_key(self, key_id: uuid.UUID) -> bool:
+        for agent in list(self.agents.values()):
+            if agent.key_id == key_id:
+                agent.peer.close(CloseCode.REVOKED, "agent key revoked")
+                return True
+        return False
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def reconcile(self) -> None:
+        """Startup: sessions and machines a previous process left live are not live now."""
+        async with self._engine.begin() as conn:
+            stale = await sessions.end_all_live(conn, "server_restart")
+            offline = await machines.mark_all_offline(conn)
+        for session in stale:
+            await self.audit(
+                Event(
+                    "session.ended",
+                    tenant_id=session.tenant_id,
+                    session_id=session.id,
+                    machine_id=session.machine_id,
+                    detail={"reason": "server_restart", "reconciled": True},
+                )
+            )
+        if stale or offline:
+            log.info("reconciled after restart", sessions=len(stale), machines=offline)
+
+    async def shutdown(self) -> None:
+        for agent in list(self.agents.values()):
+            agent.peer.close(CloseCode.GOING_AWAY, "server shutting down")
+        for live in list(self.sessions.values()):
+            for viewer in list(live.viewers):
+                viewer.peer.close(CloseCode.GOING_AWAY, "server shutting down")
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,159 @@
+"""One connected WebSocket peer: a reader, a writer fed by an :class:`Outbox`, a heartbeat.
+
+Any task may ask a peer to close (a revocation, a replaced agent, a slow viewer); the
+close travels through the writer so that it is never interleaved with a frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+from starlette.websockets import WebSocket
+
+from guruconnect.protocol import Codec, Display, Heartbeat, encode
+from guruconnect.protocol.close_codes import CloseCode, reason
+from guruconnect.server.relay.outbox import Outbox
+from guruconnect.server.relay.throttle import TokenBucket
+
+log = structlog.get_logger(__name__)
+
+#: How long a close handshake may take before the socket is simply dropped.
+CLOSE_TIMEOUT = 2.0
+
+Handler = Callable[[bytes], Awaitable[None]]
+
+
+class Peer:
+    def __init__(self, ws: WebSocket, *, source: str, video_limit: int) -> None:
+        self.ws = ws
+        self.source = source
+        self.outbox = Outbox(video_limit=video_limit)
+        self.close_code: int | None = None
+        self.close_reason = ""
+        #: Set by the remote side closing (its close code), or None.
+        self.remote_close_code: int | None = None
+        self.on_caught_up: Callable[[], None] | None = None
+        self.connected_at = time.monotonic()
+
+    # -- sending (never blocks the caller) ------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Queue a message that must arrive; a peer that stopped reading is closed."""
+        if not self.outbox.put_control(data) and not self.outbox.is_shut:
+            self.close(CloseCode.RATE_LIMITED, "too slow: not reading its messages")
+
+    def send_video(self, data: bytes) -> bool:
+        return self.outbox.put_video(data)
+
+    def close(self, code: int, why: str) -> None:
+        """Ask for the socket to close with ``code``; the first request wins."""
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        self.close_reason = reason(why)
+        self.outbox.shut()
+
+    @property
+    def closing(self) -> bool:
+        return self.close_code is not None
+
+    # -- the loops ----------------------------------------------------------------------
+
+    async def _write(self) -> None:
+        try:
+            while (data := await self.outbox.get()) is not None:
+                await self.ws.send_bytes(data)
+                if (
+                    self.outbox.needs_keyframe
+                    and self.outbox.video_backlog == 0
+                    and self.on_caught_up is not None
+                ):
+                    self.outbox.needs_keyframe = False
+                    self.on_caught_up()
+        except Exception as exc:  # the socket went away under us
+            log.debug("writer stopped", error=repr(exc))
+        finally:
+            if self.close_code is not None:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(CLOSE_TIMEOUT):
+                        await self.ws.close(self.close_code, self.close_reason)
+
+    async def _read(self, handle: Handler, idle_timeout: float) -> None:
+        while not self.closing:
+            try:
+                async with asyncio.timeout(idle_timeout):
+                    message = await self.ws.receive()
+            except TimeoutError:
+                self.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout: peer silent")
+                return
+            if message["type"] == "websocket.disconnect":
+                self.remote_close_code = int(message.get("code") or 1005)
+                return
+            data = message.get("bytes")
+            if data is None:
+                self.close(CloseCode.PROTOCOL_ERROR, "binary protobuf messages only")
+                return
+            await handle(data)
+
+    async def _beat(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.send(encode(Heartbeat(sent_at_ms=int(time.time() * 1000))))
+
+    async def run(self, handle: Handler, *, heartbeat_interval: float) -> None:
+        """Pump the socket until either side closes it."""
+        writer = asyncio.create_task(self._write(), name="ws-writer")
+        reader = asyncio.create_task(self._read(handle, 2 * heartbeat_interval), name="ws-reader")
+        beat = asyncio.create_task(self._beat(heartbeat_interval), name="ws-heartbeat")
+        try:
+            done, _ = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if reader in done:
+                if (exc := reader.exception()) is not None:
+                    log.exception("reader failed", exc_info=exc)
+                    self.close(CloseCode.INTERNAL_ERROR, "internal error")
+                elif self.close_code is None:
+                    self.outbox.shut()  # the remote side closed; stop writing
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(CLOSE_TIMEOUT + 1):
+                        await writer
+        finally:
+            for task in (reader, writer, beat):
+                task.cancel()
+            await asyncio.gather(reader, writer, beat, return_exceptions=True)
+
+
+@dataclass(eq=False)
+class AgentPeer:
+    peer: Peer
+    machine_id: uuid.UUID
+    tenant_id: uuid.UUID
+    machine_name: str
+    key_id: uuid.UUID | None = None
+    #: Set when the agent came in with a support code: the session it opened.
+    support_session_id: uuid.UUID | None = None
+    encoders: list[Codec] = field(default_factory=lambda: [Codec.CODEC_RAW_ZSTD])
+    displays: list[Display] = field(default_factory=list)
+    user_name: str = ""
+
+
+@dataclass(eq=False)
+class ViewerPeer:
+    peer: Peer
+    user_id: uuid.UUID
+    username: str
+    tenant_id: uuid.UUID
+    token_id: uuid.UUID
+    session_id: uuid.UUID
+    scope: str  # "view" | "control"
+    bucket: TokenBucket
+    codecs: list[Codec] = field(default_factory=lambda: [Codec.CODEC_RAW_ZSTD])
+    #: Throttled-input and view-only-input counters, audited at most every few seconds.
+    dropped_input: int = 0
+    dropped_view_input: int = 0
+    last_drop_audit: float = 0.0
