@@ -164,6 +164,22 @@ def list_users() -> None:
     Console(width=200).print(table)
 
 
+@admin_app.command("issue-agent-key")
+def issue_agent_key(
+    tenant: Annotated[str, typer.Option(help="Tenant name.")] = "default",
+    machine: Annotated[
+        str | None,
+        typer.Option(help="Bind to this existing machine, or name the one it will create."),
+    ] = None,
+) -> None:
+    """Issue a per-agent key. It is printed once, alone on stdout; the server keeps a hash."""
+    from guruconnect.server import admin
+
+    key, row = _run_admin(admin.issue_agent_key(_db_settings(), tenant=tenant, machine=machine))
+    err.print(f"issued agent key {row.prefix}... ({row.id}) in tenant {tenant}", highlight=False)
+    typer.echo(key)
+
+
 @admin_app.command("bootstrap")
 def bootstrap(
     password_file: Annotated[

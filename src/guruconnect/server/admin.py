@@ -17,10 +17,11 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from guruconnect.server.auth import secrets_format
 from guruconnect.server.auth.passwords import Passwords
 from guruconnect.server.auth.permissions import Role
 from guruconnect.server.config import DatabaseSettings
-from guruconnect.server.db import events, tenants, users
+from guruconnect.server.db import agent_keys, events, machines, tenants, users
 from guruconnect.server.db.engine import create_engine, migrate
 from guruconnect.server.db.events import Event
 from guruconnect.server.db.schema import users as users_table
@@ -151,3 +152,44 @@ def write_private_file(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
+
+
+async def issue_agent_key(
+    settings: DatabaseSettings,
+    *,
+    tenant: str = tenants.DEFAULT_TENANT,
+    machine: str | None = None,
+) -> tuple[str, agent_keys.AgentKey]:
+    """Issue a key (returned once, stored hashed). ``machine`` names an existing machine of
+    the tenant to bind it to, or labels the machine its first connection creates."""
+    new = secrets_format.new_agent_key()
+    async with _database(settings) as engine, engine.begin() as conn:
+        target = await _tenant_id(conn, tenant)
+        machine_id = None
+        if machine:
+            found = [
+                m for m in await machines.list_for_tenant(conn, target.id) if m.name == machine
+            ]
+            if len(found) > 1:
+                raise AdminError(f"several machines are named {machine!r}; use the API")
+            machine_id = found[0].id if found else None
+        key = await agent_keys.create(
+            conn,
+            tenant_id=target.id,
+            prefix=new.lookup,
+            key_hash=new.key_hash,
+            label=machine,
+            machine_id=machine_id,
+            created_by=None,
+        )
+        await events.append(
+            conn,
+            Event(
+                "agent_key.issued",
+                tenant_id=target.id,
+                machine_id=machine_id,
+                actor="cli",
+                detail={"key_id": str(key.id), "prefix": key.prefix},
+            ),
+        )
+    return new.key, key

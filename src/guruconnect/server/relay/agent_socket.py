@@ -254,6 +254,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
             kind = inbound_type(Plane.AGENT, data, max_size=settings.agent_max_message_bytes)
             if kind in VIDEO_TYPES:
                 hub.from_agent_video(agent, data)
+                await hub.pace(agent)
             else:
                 await _control(state, agent, kind, data)
         except ProtocolError as exc:

@@ -51,6 +51,9 @@ _CODEC_NAMES: dict[int, str] = {Codec.CODEC_RAW_ZSTD: "raw_zstd", Codec.CODEC_H2
 DROP_AUDIT_INTERVAL = 10.0
 #: Keyframe requests to one agent are coalesced to at most one per this many seconds.
 KEYFRAME_INTERVAL = 0.25
+#: A viewer whose writer has not moved for this long is stalled: it no longer paces the
+#: agent (its frames are dropped instead), and no pause waits longer than this.
+STALL_SECONDS = 1.0
 
 
 @dataclass(eq=False)
@@ -69,6 +72,8 @@ class LiveSession:
     timer: asyncio.Task[None] | None = None
     frames_dropped_before_consent: int = 0
     last_keyframe_request: float = 0.0
+    #: Set when any viewer's video queue has room again.
+    room: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def active(self) -> bool:
@@ -82,6 +87,7 @@ class Hub:
         self._audit = audit
         self.agents: dict[uuid.UUID, AgentPeer] = {}  # by machine id
         self.sessions: dict[uuid.UUID, LiveSession] = {}
+        self._by_machine: dict[uuid.UUID, LiveSession] = {}
         self._viewers_by_user: dict[uuid.UUID, set[ViewerPeer]] = defaultdict(set)
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -104,10 +110,7 @@ class Hub:
         self._spawn(self.audit(event), "audit")
 
     def live_session_for_machine(self, machine_id: uuid.UUID) -> LiveSession | None:
-        for live in self.sessions.values():
-            if live.machine_id == machine_id:
-                return live
-        return None
+        return self._by_machine.get(machine_id)
 
     def is_online(self, machine_id: uuid.UUID) -> bool:
         return machine_id in self.agents
@@ -214,6 +217,7 @@ class Hub:
             consent_required=consent_required,
         )
         self.sessions[live.id] = live
+        self._by_machine[live.machine_id] = live
         await self.audit(
             self._session_event(
                 live, "session.created", technician=technician, kind=live.kind, scope=live.scope
@@ -289,6 +293,8 @@ class Hub:
     async def end_session(self, session_id: uuid.UUID, why: str, *, by: str | None = None) -> bool:
         """End a session everywhere: database, viewers (closed), agent (told). Idempotent."""
         live = self.sessions.pop(session_id, None)
+        if live is not None and self._by_machine.get(live.machine_id) is live:
+            del self._by_machine[live.machine_id]
         async with self._engine.begin() as conn:
             ended = await sessions.end(conn, session_id, why)
         if live is None:
@@ -320,6 +326,7 @@ class Hub:
             return None
         live.viewers.add(viewer)
         self._viewers_by_user[viewer.user_id].add(viewer)
+        viewer.peer.outbox.on_room = live.room.set
         viewer.peer.on_caught_up = lambda: self._request_keyframe(live)
         if viewer.scope == "control" and live.controller is None:
             live.controller = viewer
@@ -438,6 +445,27 @@ class Hub:
             return
         for viewer in live.viewers:
             viewer.peer.send_video(data)
+
+    async def pace(self, agent: AgentPeer) -> None:
+        """Hold the agent back while every viewer that is still reading has a full queue.
+
+        The fastest live viewer sets the pace; a viewer that has stalled altogether is left
+        out (it gets its frames dropped), so no viewer can stop the agent for long.
+        """
+        live = self._by_machine.get(agent.machine_id)
+        while live is not None and live.active and live.viewers:
+            now = time.monotonic()
+            reading = [
+                v.peer.outbox
+                for v in live.viewers
+                if now - v.peer.outbox.last_progress < STALL_SECONDS
+            ]
+            if not reading or not all(outbox.video_full for outbox in reading):
+                return
+            live.room.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STALL_SECONDS):
+                    await live.room.wait()
 
     def to_viewers(self, agent: AgentPeer, data: bytes, *, control_only: bool = False) -> None:
         live = self.live_session_for_machine(agent.machine_id)

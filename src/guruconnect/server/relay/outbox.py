@@ -4,12 +4,18 @@ Two lanes: control messages (session state, chat, input for an agent) keep their
 and are never dropped; video (frames, cursor) is bounded per peer, and when a peer reads
 too slowly its newest frames are dropped rather than queued without end. The writer asks
 for a keyframe once the peer has caught up, so the picture heals.
+
+The hub also reads the queues to pace the agent (``Hub.pace``): when every viewer that is
+still reading is full, the relay stops reading from the agent for a moment, so the
+agent's own socket pushes back instead of frames being captured only to be dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
+from collections.abc import Callable
 
 
 class Outbox:
@@ -24,6 +30,10 @@ class Outbox:
         #: Frames were dropped since the last keyframe request: the picture is stale.
         self.needs_keyframe = False
         self.control_overflow = False
+        #: When the writer last took something: a peer that stopped reading stops moving.
+        self.last_progress = time.monotonic()
+        #: Called when a video frame leaves the queue (room for the next one).
+        self.on_room: Callable[[], None] | None = None
 
     def put_control(self, data: bytes) -> bool:
         """Queue a message that must arrive. False when the peer has stopped reading
@@ -63,13 +73,22 @@ class Outbox:
     def video_backlog(self) -> int:
         return len(self._video)
 
+    @property
+    def video_full(self) -> bool:
+        return len(self._video) >= self._video_limit
+
     async def get(self) -> bytes | None:
         while True:
             if self._shut:
                 return None
             if self._control:
+                self.last_progress = time.monotonic()
                 return self._control.popleft()
             if self._video:
-                return self._video.popleft()
+                self.last_progress = time.monotonic()
+                data = self._video.popleft()
+                if self.on_room is not None:
+                    self.on_room()
+                return data
             self._wake.clear()
             await self._wake.wait()

@@ -1,0 +1,449 @@
+"""Relay throughput and latency against a bare forwarder on the same stack.
+
+Both servers run as their own processes on loopback (so the clients in this process do not
+share a GIL with them), both under uvicorn with the same WebSocket settings:
+
+- **relay**: ``guruconnect server`` — auth, session routing, consent gating, per-viewer
+  bounded queues; one agent streams ``VideoFrame`` envelopes to N viewers.
+- **baseline**: a Starlette endpoint written here that forwards every message from the one
+  source to every sink and back, with no auth, no parsing and no queues.
+
+For each frame size and viewer count it prints MB/s and frames/s delivered to each viewer,
+the share of frames delivered, and relay/baseline ratios; then round-trip latency of small
+messages, and the rate of three viewers while a fourth has stopped reading.
+
+    .venv/bin/python bench/relay.py            # full run
+    .venv/bin/python bench/relay.py --quick    # smaller, for a smoke check
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from guruconnect.client import AgentClient, ApiClient, ViewerClient
+from guruconnect.protocol import ChatMessage, Codec, KeyEvent, VideoFrame, encode, peek_type
+
+MAX_SIZE = 8 * 1024 * 1024
+END = b"END"
+PASSWORD = "bench password, long enough"  # noqa: S105 - a throwaway bench user
+
+
+# -- the baseline server (run as a subprocess: `relay.py --serve-baseline PORT`) -----------
+
+
+def serve_baseline(port: int) -> None:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    sinks: set[WebSocket] = set()
+    sources: set[WebSocket] = set()
+
+    async def source(ws: WebSocket) -> None:
+        await ws.accept()
+        sources.add(ws)
+        try:
+            while True:
+                data = await ws.receive_bytes()
+                for sink in list(sinks):
+                    await sink.send_bytes(data)
+        except WebSocketDisconnect:
+            sources.discard(ws)
+
+    async def sink(ws: WebSocket) -> None:
+        await ws.accept()
+        sinks.add(ws)
+        try:
+            while True:
+                data = await ws.receive_bytes()
+                for src in list(sources):
+                    await src.send_bytes(data)
+        except WebSocketDisconnect:
+            sinks.discard(ws)
+
+    app = Starlette(routes=[WebSocketRoute("/source", source), WebSocketRoute("/sink", sink)])
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
+        ws_max_size=MAX_SIZE,
+        log_level="warning",
+    )
+
+
+# -- process management ---------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {port}")
+
+
+@dataclass
+class Servers:
+    relay_url: str
+    baseline_url: str
+
+
+@contextlib.contextmanager
+def servers(workdir: Path) -> Servers:  # type: ignore[misc]
+    relay_port, baseline_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "JWT_SECRET": secrets.token_urlsafe(48),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
+        "GURUCONNECT_LOG_LEVEL": "WARNING",
+        "GURUCONNECT_LOGIN_RATE_LIMIT": "10000/minute",
+        "GURUCONNECT_WS_CONNECT_RATE_LIMIT": "10000/minute",
+        "GURUCONNECT_INPUT_EVENTS_PER_SECOND": "100000",
+        "GURUCONNECT_HEARTBEAT_INTERVAL_SECONDS": "60",
+    }
+    bin_dir = Path(sys.executable).parent
+    subprocess.run(  # noqa: S603
+        [str(bin_dir / "guruconnect"), "admin", "create-user", "bench", "--admin"],
+        input=PASSWORD.encode(),
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    relay = subprocess.Popen(  # noqa: S603
+        [str(bin_dir / "guruconnect"), "server", "--port", str(relay_port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    baseline = subprocess.Popen(  # noqa: S603
+        [sys.executable, __file__, "--serve-baseline", str(baseline_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(relay_port, relay)
+        wait_port(baseline_port, baseline)
+        yield Servers(f"http://127.0.0.1:{relay_port}", f"ws://127.0.0.1:{baseline_port}")
+    finally:
+        for proc in (relay, baseline):
+            proc.terminate()
+        for proc in (relay, baseline):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
+
+
+# -- one measured run ---------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    seconds: float
+    frames: list[int]  # delivered, per viewer
+    sent: int
+    size: int
+
+    @property
+    def mb_per_s(self) -> float:
+        """Payload delivered per viewer per second (mean over viewers)."""
+        return statistics.fmean(self.frames) * self.size / self.seconds / 1e6
+
+    @property
+    def frames_per_s(self) -> float:
+        return statistics.fmean(self.frames) / self.seconds
+
+    @property
+    def delivered(self) -> float:
+        return statistics.fmean(self.frames) / self.sent
+
+
+Send = Callable[[bytes], Awaitable[None]]
+Recv = Callable[[], Awaitable[bytes]]
+
+
+async def stream(
+    send: Send,
+    recvs: list[Recv],
+    frame: bytes,
+    end: bytes,
+    count: int,
+    size: int,
+    is_end: Callable[[bytes], bool],
+) -> Result:
+    received = [0] * len(recvs)
+
+    async def consume(i: int, recv: Recv) -> None:
+        while True:
+            data = await recv()
+            if is_end(data):
+                return
+            received[i] += 1
+
+    consumers = [asyncio.create_task(consume(i, r)) for i, r in enumerate(recvs)]
+    started = time.perf_counter()
+    for _ in range(count):
+        await send(frame)
+    await send(end)
+    await asyncio.wait_for(asyncio.gather(*consumers), timeout=120)
+    return Result(time.perf_counter() - started, received, count, size)
+
+
+async def relay_session(
+    url: str, api: ApiClient, viewers: int
+) -> tuple[AgentClient, list[ViewerClient], str]:
+    key = await api.issue_agent_key("bench")
+    agent = await AgentClient.connect(url, key=key["key"])
+    await agent.send_status(encoders=[Codec.CODEC_RAW_ZSTD])
+    machine_id = agent.auth.machine_id
+    await api.set_consent_policy(machine_id, "unattended")
+    session = await api.request_session(machine_id)
+    await agent.expect("session_request")
+    clients = []
+    for _ in range(viewers):
+        ticket = await api.viewer_ticket(session["id"])
+        clients.append(await ViewerClient.connect(url, session["id"], ticket))
+    return agent, clients, session["id"]
+
+
+async def drain(conn: ViewerClient | AgentClient, seconds: float = 0.2) -> None:
+    with contextlib.suppress(TimeoutError):
+        while True:
+            await conn.recv_raw(seconds)
+
+
+async def relay_run(url: str, api: ApiClient, size: int, count: int, viewers: int) -> Result:
+    agent, clients, session_id = await relay_session(url, api, viewers)
+    for client in clients:
+        await drain(client)
+    frame = encode(VideoFrame(session_id=session_id, data=os.urandom(size)))
+    end = encode(ChatMessage(text="END"))
+
+    def recv_for(client: ViewerClient) -> Recv:
+        return lambda: client.recv_raw(60)
+
+    def is_end(data: bytes) -> bool:
+        return peek_type(data) == "chat"
+
+    try:
+        return await stream(
+            agent.send_raw, [recv_for(c) for c in clients], frame, end, count, size, is_end
+        )
+    finally:
+        await api.end_session(session_id)
+        for conn in (agent, *clients):
+            await conn.close()
+
+
+async def open_baseline(url: str, path: str) -> ClientConnection:
+    return await websockets.connect(
+        url + path, compression=None, max_size=MAX_SIZE, ping_interval=None, proxy=None
+    )
+
+
+async def baseline_run(url: str, size: int, count: int, viewers: int) -> Result:
+    sinks = [await open_baseline(url, "/sink") for _ in range(viewers)]
+    source = await open_baseline(url, "/source")
+    frame = os.urandom(size)
+
+    def recv_for(sink: ClientConnection) -> Recv:
+        async def recv() -> bytes:
+            data = await sink.recv()
+            assert isinstance(data, bytes)
+            return data
+
+        return recv
+
+    try:
+        return await stream(
+            source.send,
+            [recv_for(s) for s in sinks],
+            frame,
+            END,
+            count,
+            size,
+            lambda data: data == END,
+        )
+    finally:
+        for conn in (source, *sinks):
+            await conn.close()
+
+
+# -- latency ------------------------------------------------------------------------------
+
+
+async def relay_rtt(url: str, api: ApiClient, rounds: int) -> list[float]:
+    """Agent -> relay -> viewer (a small frame), viewer -> relay -> agent (a key event)."""
+    agent, [viewer], session_id = await relay_session(url, api, 1)
+    await drain(viewer)
+    await drain(agent)
+    ping = encode(VideoFrame(session_id=session_id, data=b"p" * 64))
+    pong = encode(KeyEvent(scan_code=30, down=True))
+    samples = []
+    try:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            await agent.send_raw(ping)
+            await viewer.recv_raw(10)
+            await viewer.send_raw(pong)
+            while peek_type(await agent.recv_raw(10)) != "key_event":
+                pass
+            samples.append((time.perf_counter() - started) * 1e6)
+    finally:
+        await api.end_session(session_id)
+        await agent.close()
+        await viewer.close()
+    return samples
+
+
+async def baseline_rtt(url: str, rounds: int) -> list[float]:
+    sink = await open_baseline(url, "/sink")
+    source = await open_baseline(url, "/source")
+    samples = []
+    try:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            await source.send(b"p" * 64)
+            await sink.recv()
+            await sink.send(b"k" * 8)
+            await source.recv()
+            samples.append((time.perf_counter() - started) * 1e6)
+    finally:
+        await source.close()
+        await sink.close()
+    return samples
+
+
+# -- a viewer that stops reading ----------------------------------------------------------
+
+
+async def slow_viewer_run(url: str, api: ApiClient, size: int, count: int) -> tuple[Result, Result]:
+    """Three reading viewers alone, then the same three with a fourth that never reads."""
+    healthy = await relay_run(url, api, size, count, 3)
+    agent, clients, session_id = await relay_session(url, api, 4)
+    for client in clients:
+        await drain(client)
+    stuck, readers = clients[0], clients[1:]
+    frame = encode(VideoFrame(session_id=session_id, data=os.urandom(size)))
+    end = encode(ChatMessage(text="END"))
+    try:
+        with_stuck = await stream(
+            agent.send_raw,
+            [(lambda c=c: c.recv_raw(60)) for c in readers],
+            frame,
+            end,
+            count,
+            size,
+            lambda data: peek_type(data) == "chat",
+        )
+    finally:
+        await api.end_session(session_id)
+        for conn in (agent, *clients):
+            with contextlib.suppress(Exception):
+                await conn.close()
+    del stuck
+    return healthy, with_stuck
+
+
+# -- main -----------------------------------------------------------------------------------
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run(quick: bool) -> None:
+    total = (16 if quick else 96) * 1024 * 1024
+    sizes = [16 * 1024, 256 * 1024, 2 * 1024 * 1024]
+    with tempfile.TemporaryDirectory() as tmp, servers(Path(tmp)) as urls:
+        async with ApiClient(urls.relay_url) as api:
+            await api.login("bench", PASSWORD)
+            print(
+                f"relay vs bare forwarder, loopback, {total // 2**20} MiB per case, "
+                f"client in a separate process from both servers"
+            )
+            header = (
+                f"{'frame':>8} {'viewers':>7} | {'relay MB/s':>10} {'fr/s':>7} {'deliv':>6} | "
+                f"{'base MB/s':>9} {'fr/s':>7} {'deliv':>6} | {'ratio':>5}"
+            )
+            print(header)
+            print("-" * len(header))
+            for size in sizes:
+                count = max(8, total // size)
+                for viewers in (1, 4):
+                    base = await baseline_run(urls.baseline_url, size, count, viewers)
+                    relay = await relay_run(urls.relay_url, api, size, count, viewers)
+                    print(
+                        f"{size // 1024:>6}Ki {viewers:>7} | {relay.mb_per_s:>10.1f} "
+                        f"{relay.frames_per_s:>7.0f} {relay.delivered:>6.0%} | "
+                        f"{base.mb_per_s:>9.1f} {base.frames_per_s:>7.0f} "
+                        f"{base.delivered:>6.0%} | {relay.mb_per_s / base.mb_per_s:>5.2f}"
+                    )
+            rounds = 200 if quick else 1000
+            relay_lat = await relay_rtt(urls.relay_url, api, rounds)
+            base_lat = await baseline_rtt(urls.baseline_url, rounds)
+            print()
+            print(f"round trip, 64-byte frame out + key event back, {rounds} rounds (µs)")
+            print(f"{'':>10} {'p50':>8} {'p99':>8}")
+            for name, samples in (("relay", relay_lat), ("baseline", base_lat)):
+                print(f"{name:>10} {pct(samples, 0.5):>8.0f} {pct(samples, 0.99):>8.0f}")
+            print(
+                f"{'ratio':>10} {pct(relay_lat, 0.5) / pct(base_lat, 0.5):>8.2f} "
+                f"{pct(relay_lat, 0.99) / pct(base_lat, 0.99):>8.2f}"
+            )
+            size = 256 * 1024
+            healthy, with_stuck = await slow_viewer_run(
+                urls.relay_url, api, size, max(8, total // size)
+            )
+            print()
+            print("three reading viewers, 256 KiB frames, without and with a 4th that never reads")
+            print(f"{'':>14} {'MB/s':>8} {'fr/s':>7} {'deliv':>6}")
+            for name, result in (("3 viewers", healthy), ("3 + stuck", with_stuck)):
+                print(
+                    f"{name:>14} {result.mb_per_s:>8.1f} {result.frames_per_s:>7.0f} "
+                    f"{result.delivered:>6.0%}"
+                )
+            print(f"{'ratio':>14} {with_stuck.mb_per_s / healthy.mb_per_s:>8.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller run")
+    parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_baseline:
+        serve_baseline(args.serve_baseline)
+        return
+    asyncio.run(run(args.quick))
+
+
+if __name__ == "__main__":
+    main()
