@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, Field
 from sqlalchemy import update
 
@@ -102,7 +102,6 @@ async def request_session(
     machine_id: uuid.UUID,
     body: SessionCreate,
     principal: Authenticated,
-    request: Request,
     response: Response,
     state: State,
 ) -> SessionOut:
@@ -130,12 +129,13 @@ async def request_session(
             kind="attended" if attended else "unattended",
             scope=body.scope,
         )
-    del request
-    await hub.start_session(
+    live = await hub.start_session(
         session,
         technician=principal.user.display_name or principal.user.username,
         consent_required=attended,
     )
+    if live.id != session.id:
+        response.status_code = status.HTTP_200_OK
     async with state.engine.connect() as conn:
-        current = await sessions.get(conn, session.tenant_id, session.id)
+        current = await sessions.get(conn, session.tenant_id, live.id)
     return SessionOut.of(current or session)

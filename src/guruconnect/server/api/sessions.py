@@ -99,14 +99,11 @@ async def get_session(session_id: uuid.UUID, principal: Authenticated, state: St
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"description": NOT_FOUND}},
 )
-async def end_session(
-    session_id: uuid.UUID, principal: Authenticated, request: Request, state: State
-) -> Response:
+async def end_session(session_id: uuid.UUID, principal: Authenticated, state: State) -> Response:
     require(principal, Permission.SESSIONS_VIEW)
     async with state.engine.connect() as conn:
         await reachable_session(conn, principal, session_id)
     await state.hub.end_session(session_id, "ended_by_technician", by=principal.user.username)
-    del request
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -207,6 +207,13 @@ class Hub:
         technician: str,
         consent_required: bool,
     ) -> LiveSession:
+        """Make a new session live; if the machine has one already (two technicians asked
+        at the same moment), the new one ends at once and the live one is returned."""
+        current = self._by_machine.get(session.machine_id)
+        if current is not None:
+            async with self._engine.begin() as conn:
+                await sessions.end(conn, session.id, "superseded")
+            return current
         live = LiveSession(
             id=session.id,
             tenant_id=session.tenant_id,
