@@ -30,6 +30,7 @@ from guruconnect.server.config import Settings
 from guruconnect.server.db import auth_tokens, viewer_tickets
 from guruconnect.server.db.engine import create_engine, migrate
 from guruconnect.server.errors import InternalErrors, install_handlers
+from guruconnect.server.log_setup import install_redaction
 from guruconnect.server.middleware import AccessLog, SecurityHeaders
 from guruconnect.server.rate_limits import RateLimits
 from guruconnect.server.relay.hub import Hub
@@ -54,6 +55,8 @@ async def _prune_tokens(state: AppState) -> None:
 
 
 def create_app(settings: Settings) -> FastAPI:
+    install_redaction()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, schema=settings.database_schema)
