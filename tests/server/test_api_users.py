@@ -169,7 +169,8 @@ def test_admin_creates_lists_gets_patches_and_deletes_a_user(server: LiveServer)
     assert who["id"] == str(user_id)
     assert who["tenant_id"] == str(default_tenant)
     assert who["role"] == "technician"
-    assert who["permissions"] == sorted([*TECHNICIAN_DEFAULTS, "audit.read"])
+    # Explicit grants replace the role's defaults: exactly what the admin asked for.
+    assert who["permissions"] == ["audit.read"]
 
     assert usernames(root) == ["alice", "root"]
     fetched = root.get(f"/api/users/{user_id}")
@@ -340,7 +341,9 @@ def test_another_tenants_users_are_invisible_and_untouchable(server: LiveServer)
         assert row.deleted_at is None
         assert row.disabled is False
         assert row.display_name is None
-    assert server.database.sql(select(user_permissions.c.id)) == []
+    # Only the starting grants the CLI gave the technicians; nothing the probes tried.
+    granted = server.database.sql(select(user_permissions.c.user_id, user_permissions.c.permission))
+    assert {p for _, p in granted} <= set(TECHNICIAN_DEFAULTS)
     assert server.database.sql(select(user_client_access.c.id)) == []
     assert (
         server.database.sql(select(auth_tokens.c.id).where(auth_tokens.c.revoked_at.is_not(None)))
@@ -594,9 +597,8 @@ def test_permission_grants_are_set_shown_and_effective(server: LiveServer) -> No
         "audit.read",
     ]
     token = server.login("alice")
-    assert me(server, token).json()["permissions"] == sorted(
-        [*TECHNICIAN_DEFAULTS, "agent_keys.manage", "audit.read"]
-    )
+    # Grants are exactly the list: the technician's defaults were replaced.
+    assert me(server, token).json()["permissions"] == ["agent_keys.manage", "audit.read"]
 
     response = root.put(path, json={"permissions": ["audit.read", "users.manage"]})
     assert response.status_code == 422
@@ -610,7 +612,8 @@ def test_permission_grants_are_set_shown_and_effective(server: LiveServer) -> No
 
     # PUT replaces: an empty list takes every grant away, live tokens included.
     assert root.put(path, json={"permissions": []}).json()["permissions"] == []
-    assert me(server, token).json()["permissions"] == TECHNICIAN_DEFAULTS
+    assert me(server, token).json()["permissions"] == []
+    assert server.client(token=token).get("/api/machines").status_code == 403
     rows = server.database.sql(
         select(user_permissions.c.id).where(user_permissions.c.user_id == alice_id)
     )

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from guruconnect.server.auth import secrets_format
 from guruconnect.server.auth.passwords import Passwords
-from guruconnect.server.auth.permissions import Role
+from guruconnect.server.auth.permissions import TECHNICIAN_DEFAULTS, Role
 from guruconnect.server.config import DatabaseSettings
 from guruconnect.server.db import agent_keys, events, machines, tenants, users
 from guruconnect.server.db.engine import create_engine, migrate
@@ -99,6 +99,8 @@ async def create_user(
             password_hash=password_hash,
             role=Role.ADMIN if admin else Role.TECHNICIAN,
         )
+        if not admin:
+            await users.set_permissions(conn, user, [p.value for p in TECHNICIAN_DEFAULTS])
         await events.append(
             conn,
             Event(

@@ -86,6 +86,8 @@ async def update_machine(
                 .values(**changes)
             )
         machine = await reachable_machine(conn, principal, machine_id)
+    if "client_name" in changes:
+        await state.hub.recheck_machine(machine_id)
     return _out(machine, state.hub.is_online(machine.id))
 
 

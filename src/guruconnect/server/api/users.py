@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.concurrency import run_in_threadpool
 
 from guruconnect.server.api.deps import Admin, Principal, State, source_address
-from guruconnect.server.auth.permissions import Permission, Role
+from guruconnect.server.auth.permissions import TECHNICIAN_DEFAULTS, Permission, Role
 from guruconnect.server.db import auth_tokens, users
 from guruconnect.server.db.events import Event
 from guruconnect.server.db.users import (
@@ -66,7 +66,8 @@ class UserCreate(BaseModel):
     password: NewPassword
     role: Role = Role.TECHNICIAN
     display_name: str | None = Field(default=None, max_length=100)
-    permissions: list[Permission] = Field(default_factory=list, max_length=len(Permission))
+    #: A technician's grants; omitted: the role's defaults (admins hold everything anyway).
+    permissions: list[Permission] | None = Field(default=None, max_length=len(Permission))
 
 
 class UserPatch(BaseModel):
@@ -156,7 +157,10 @@ async def create_user(
                 role=body.role,
                 display_name=body.display_name,
             )
-            await users.set_permissions(conn, user, body.permissions)
+            granted = (
+                TECHNICIAN_DEFAULTS if body.permissions is None else frozenset(body.permissions)
+            )
+            await users.set_permissions(conn, user, [p.value for p in granted])
             out = await _out(conn, user)
     except IntegrityError:  # the same name created at the same moment by someone else
         raise taken from None
@@ -191,6 +195,10 @@ async def update_user(
             await _keep_an_admin(conn, target)
         if changes:
             await users.update_fields(conn, target.tenant_id, target.id, **changes)
+        demoted = target.role is Role.ADMIN and changes.get("role") == Role.TECHNICIAN.value
+        if demoted and not await users.permissions_of(conn, target.id):
+            # A new technician's starting grants, as if created as one.
+            await users.set_permissions(conn, target, [p.value for p in TECHNICIAN_DEFAULTS])
         # A disabled account or a changed password must not keep old sessions alive.
         if changes.get("disabled") is True or password is not None:
             revoked = await auth_tokens.revoke_user(conn, target.id, "user_changed")
@@ -198,6 +206,9 @@ async def update_user(
         out = await _out(conn, updated)
     if revoked or changes.get("disabled") is True:
         state.hub.revoke_user(user_id)
+    elif "role" in changes:
+        # A demoted admin keeps only the machines their client access names.
+        await state.hub.recheck_user(user_id)
     fields = sorted(k for k in changes if k != "password_hash") + (
         ["password"] if password is not None else []
     )
@@ -235,6 +246,7 @@ async def set_permissions(
         target = await _target(conn, principal, user_id)
         await users.set_permissions(conn, target, [p.value for p in body.permissions])
         out = await _out(conn, target)
+    await state.hub.recheck_user(target.id)
     await state.audit.record(
         _event(
             "user.permissions_set",
@@ -268,7 +280,7 @@ async def set_client_access(
             ClientAccess(frozenset(body.machine_ids), frozenset(body.client_names)),
         )
         out = await _out(conn, target)
-    await state.hub.recheck_access(target.tenant_id, target.id)
+    await state.hub.recheck_user(target.id)
     await state.audit.record(
         _event(
             "user.client_access_set",

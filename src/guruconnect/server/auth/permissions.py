@@ -1,8 +1,10 @@
 """Roles and fine-grained permissions.
 
 An admin holds every permission and reaches every machine of its tenant. A technician
-holds the role's defaults plus what ``user_permissions`` grants, and reaches only the
-machines ``user_client_access`` names (one machine, or every machine of one client).
+holds exactly what ``user_permissions`` grants (a new technician starts with
+``TECHNICIAN_DEFAULTS``; an admin may narrow that, e.g. to view-only, or widen it) and
+reaches only the machines ``user_client_access`` names (one machine, or every machine of
+one client).
 """
 
 from __future__ import annotations
@@ -33,5 +35,4 @@ TECHNICIAN_DEFAULTS = frozenset(
 def effective_permissions(role: Role, granted: frozenset[str]) -> frozenset[Permission]:
     if role is Role.ADMIN:
         return frozenset(Permission)
-    extra = {Permission(name) for name in granted if name in PERMISSION_NAMES}
-    return TECHNICIAN_DEFAULTS | extra
+    return frozenset(Permission(name) for name in granted if name in PERMISSION_NAMES)

@@ -25,7 +25,7 @@ from guruconnect.server.auth.secrets_format import CredentialKind
 from guruconnect.server.db import agent_keys, machines, sessions, support_codes, users
 from guruconnect.server.db.events import Event
 from guruconnect.server.rate_limits import LimiterUnavailable, rate
-from guruconnect.server.relay.gate import WRONG_PLANE, admit, bearer, refuse, source_of
+from guruconnect.server.relay.gate import WRONG_PLANE, admit, bearer, limit_event, refuse, source_of
 from guruconnect.server.relay.peers import AgentPeer, Peer
 from guruconnect.server.state import AppState, app_state
 
@@ -261,7 +261,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
             agent.peer.close(exc.close_code, str(exc))
             hub.audit_later(
                 Event(
-                    "limit.protocol_error",
+                    limit_event(exc),
                     tenant_id=agent.tenant_id,
                     machine_id=agent.machine_id,
                     source_address=source,

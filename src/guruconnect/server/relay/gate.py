@@ -10,6 +10,7 @@ import structlog
 from starlette.websockets import WebSocket, WebSocketState
 
 from guruconnect.protocol.close_codes import CloseCode, reason
+from guruconnect.protocol.errors import MessageTooLarge, ProtocolError
 from guruconnect.server.auth.secrets_format import CredentialKind
 from guruconnect.server.db.events import Event
 from guruconnect.server.rate_limits import LimiterUnavailable, rate
@@ -25,6 +26,13 @@ WRONG_PLANE = {
     CredentialKind.VIEWER_TICKET: ("viewer_ticket", "a viewer ticket is not accepted here"),
     CredentialKind.SUPPORT_CODE: ("support_code", "a support code is not accepted here"),
 }
+
+
+def limit_event(exc: ProtocolError) -> str:
+    """The audit event type for a message the relay refused."""
+    if isinstance(exc, MessageTooLarge):
+        return "limit.message_too_big"
+    return "limit.protocol_error"  # malformed, or a type this plane may not send
 
 
 def source_of(ws: WebSocket) -> str:

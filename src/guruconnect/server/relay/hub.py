@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from guruconnect.protocol import (
     ChatMessage,
@@ -37,8 +37,9 @@ from guruconnect.protocol.close_codes import CloseCode
 from guruconnect.protocol.codecs import negotiate
 from guruconnect.protocol.planes import INPUT_TYPES
 from guruconnect.server.audit import AuditLog
+from guruconnect.server.auth.permissions import Permission, effective_permissions
 from guruconnect.server.config import Settings
-from guruconnect.server.db import machines, sessions, users
+from guruconnect.server.db import auth_tokens, machines, sessions, users
 from guruconnect.server.db.events import Event
 from guruconnect.server.relay.peers import AgentPeer, ViewerPeer
 
@@ -54,6 +55,13 @@ KEYFRAME_INTERVAL = 0.25
 #: A viewer whose writer has not moved for this long is stalled: it no longer paces the
 #: agent (its frames are dropped instead), and no pause waits longer than this.
 STALL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Refusal:
+    code: int
+    why: str
+    audit_reason: str
 
 
 @dataclass(eq=False)
@@ -651,26 +659,52 @@ class Hub:
     def revoke_user(self, user_id: uuid.UUID, why: str = "user's access revoked") -> int:
         return self.close_viewers(lambda v: v.user_id == user_id, CloseCode.REVOKED, why)
 
-    async def recheck_access(self, tenant_id: uuid.UUID, user_id: uuid.UUID) -> int:
-        """After a change to a user's client access: close what they may no longer reach."""
-        viewers = list(self._viewers_by_user.get(user_id, ()))
-        if not viewers:
-            return 0
+    async def refusal(self, conn: AsyncConnection, viewer: ViewerPeer) -> Refusal | None:
+        """Why this viewer may not watch, or None if it still may.
+
+        The same rules as minting its ticket: live user, live token, reach, permission.
+        """
+        user = await users.get(conn, viewer.tenant_id, viewer.user_id)
+        if user is None or user.disabled:
+            return Refusal(CloseCode.REVOKED, "this user's access was revoked", "revoked_user")
+        if not await auth_tokens.is_live(conn, viewer.token_id, viewer.user_id):
+            return Refusal(CloseCode.REVOKED, "token revoked", "revoked_user")
+        live = self.sessions.get(viewer.session_id)
+        if live is None or live.tenant_id != user.tenant_id:
+            return Refusal(CloseCode.SESSION_ENDED, "session is not live", "session_not_live")
+        if not await users.can_reach_machine(conn, user, live.machine_id):
+            return Refusal(CloseCode.REVOKED, "no access to this machine", "no_access")
+        granted = effective_permissions(user.role, await users.permissions_of(conn, user.id))
+        needed = (
+            Permission.SESSIONS_CONTROL if viewer.scope == "control" else Permission.SESSIONS_VIEW
+        )
+        if needed not in granted:
+            return Refusal(
+                CloseCode.REVOKED, f"permission {needed.value} was removed", "permission_removed"
+            )
+        return None
+
+    async def _recheck(self, viewers: list[ViewerPeer]) -> int:
         closed = 0
+        if not viewers:
+            return closed
         async with self._engine.connect() as conn:
-            user = await users.get(conn, tenant_id, user_id)
             for viewer in viewers:
-                live = self.sessions.get(viewer.session_id)
-                reachable = (
-                    user is not None
-                    and not user.disabled
-                    and live is not None
-                    and await users.can_reach_machine(conn, user, live.machine_id)
-                )
-                if not reachable:
-                    viewer.peer.close(CloseCode.REVOKED, "access to this machine was removed")
+                refused = await self.refusal(conn, viewer)
+                if refused is not None:
+                    viewer.peer.close(refused.code, refused.why)
                     closed += 1
         return closed
+
+    async def recheck_user(self, user_id: uuid.UUID) -> int:
+        """After a change to a user (role, grants, client access): close what they may no
+        longer watch."""
+        return await self._recheck(list(self._viewers_by_user.get(user_id, ())))
+
+    async def recheck_machine(self, machine_id: uuid.UUID) -> int:
+        """After a change to a machine (its client): close viewers who lost it."""
+        live = self._by_machine.get(machine_id)
+        return await self._recheck(list(live.viewers) if live else [])
 
     def revoke_agent_key(self, key_id: uuid.UUID) -> bool:
         for agent in list(self.agents.values()):

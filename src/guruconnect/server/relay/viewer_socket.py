@@ -18,9 +18,9 @@ from guruconnect.protocol.errors import ProtocolError
 from guruconnect.protocol.planes import Plane, inbound_type
 from guruconnect.server.auth import secrets_format
 from guruconnect.server.auth.secrets_format import CredentialKind
-from guruconnect.server.db import auth_tokens, users, viewer_tickets
+from guruconnect.server.db import users, viewer_tickets
 from guruconnect.server.db.events import Event
-from guruconnect.server.relay.gate import WRONG_PLANE, admit, bearer, refuse, source_of
+from guruconnect.server.relay.gate import WRONG_PLANE, admit, bearer, limit_event, refuse, source_of
 from guruconnect.server.relay.peers import Peer, ViewerPeer
 from guruconnect.server.relay.throttle import TokenBucket
 from guruconnect.server.state import app_state
@@ -67,45 +67,40 @@ async def viewer_endpoint(ws: WebSocket) -> None:
             ticket_session_id=str(ticket.session_id),
         )
         return
-    # Everything the API checked when it minted the ticket is checked again: a minute is
-    # long enough for a logout or a revoked grant to happen in between.
-    async with state.engine.connect() as conn:
-        user = await users.get(conn, ticket.tenant_id, ticket.user_id)
-        token_live = await auth_tokens.is_live(conn, ticket.token_id, ticket.user_id)
-        live = state.hub.sessions.get(session_id)
-        reachable = (
-            user is not None
-            and live is not None
-            and live.tenant_id == user.tenant_id
-            and await users.can_reach_machine(conn, user, live.machine_id)
-        )
-    if user is None or user.disabled or not token_live:
-        await deny(CloseCode.REVOKED, "this user's access was revoked", "revoked_user")
-        return
-    if live is None:
-        await deny(CloseCode.SESSION_ENDED, "session is not live", "session_not_live")
-        return
-    if not reachable:
-        await deny(CloseCode.REVOKED, "no access to this machine", "no_access")
-        return
-
     settings = state.settings
-    await ws.accept()
-    now = time.monotonic()
+    hub = state.hub
     viewer = ViewerPeer(
         peer=Peer(ws, source=source_of(ws), video_limit=settings.viewer_video_queue),
-        user_id=user.id,
-        username=user.username,
-        tenant_id=user.tenant_id,
+        user_id=ticket.user_id,
+        username="",
+        tenant_id=ticket.tenant_id,
         token_id=ticket.token_id,
         session_id=session_id,
         scope=ticket.scope,
-        bucket=TokenBucket(settings.input_events_per_second, settings.input_events_per_second, now),
+        bucket=TokenBucket(
+            settings.input_events_per_second, settings.input_events_per_second, time.monotonic()
+        ),
     )
-    hub = state.hub
+    # Everything the API checked when it minted the ticket is checked again: a minute is
+    # long enough for a logout or a revoked grant to happen in between.
+    async with state.engine.connect() as conn:
+        refused = await hub.refusal(conn, viewer)
+        user = await users.get(conn, ticket.tenant_id, ticket.user_id)
+    if refused is not None:
+        await deny(refused.code, refused.why, refused.audit_reason)
+        return
+    assert user is not None  # refusal() found the user
+    viewer.username = user.username
+    await ws.accept()
     if await hub.viewer_joined(viewer) is None:
         await deny(CloseCode.SESSION_ENDED, "session is not live", "session_not_live")
         return
+    # A revocation that landed between the check above and joining found no socket to
+    # close; the database has it by now, so one more look closes that gap.
+    async with state.engine.connect() as conn:
+        late = await hub.refusal(conn, viewer)
+    if late is not None:
+        viewer.peer.close(late.code, late.why)
 
     async def handle(data: bytes) -> None:
         try:
@@ -115,7 +110,7 @@ async def viewer_endpoint(ws: WebSocket) -> None:
             viewer.peer.close(exc.close_code, str(exc))
             hub.audit_later(
                 Event(
-                    "limit.protocol_error",
+                    limit_event(exc),
                     tenant_id=viewer.tenant_id,
                     session_id=viewer.session_id,
                     user_id=viewer.user_id,
