@@ -31,7 +31,7 @@ class EventOut(BaseModel):
 class EventPage(BaseModel):
     events: list[EventOut]
     #: Pass as ``before`` for the next (older) page; null on the last page.
-    next_before: datetime | None
+    next_before: uuid.UUID | None
 
 
 @router.get("")
@@ -42,7 +42,7 @@ async def list_events(
     session_id: uuid.UUID | None = None,
     machine_id: uuid.UUID | None = None,
     user_id: uuid.UUID | None = None,
-    before: datetime | None = None,
+    before: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> EventPage:
     require(principal, Permission.AUDIT_READ)
@@ -71,4 +71,4 @@ async def list_events(
         )
         for e in found
     ]
-    return EventPage(events=page, next_before=page[-1].created_at if len(page) == limit else None)
+    return EventPage(events=page, next_before=page[-1].id if len(page) == limit else None)

@@ -75,7 +75,12 @@ async def update_machine(
     if changes.get("name", ...) is None or changes.get("consent_policy", ...) is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="null is not allowed")
     async with state.engine.begin() as conn:
-        await reachable_machine(conn, principal, machine_id)
+        current = await reachable_machine(conn, principal, machine_id)
+        if current.ad_hoc and changes.get("consent_policy") == "unattended":
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                detail="a support-code machine always asks for consent",
+            )
         if changes:
             await conn.execute(
                 update(machines_table)
@@ -122,7 +127,9 @@ async def request_session(
             if existing is not None:
                 response.status_code = status.HTTP_200_OK
                 return SessionOut.of(existing)
-        attended = machine.consent_policy == "ask"
+        # A support-code machine always asks: its person gave a code for one session,
+        # not standing permission.
+        attended = machine.consent_policy == "ask" or machine.ad_hoc
         session = await sessions.create(
             conn,
             tenant_id=machine.tenant_id,

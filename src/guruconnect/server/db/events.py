@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from guruconnect.server.db.schema import session_events
@@ -59,10 +59,11 @@ async def list_events(
     user_id: uuid.UUID | None = None,
     machine_id: uuid.UUID | None = None,
     session_id: uuid.UUID | None = None,
-    before: datetime | None = None,
+    before: uuid.UUID | None = None,
     limit: int = 100,
 ) -> list[StoredEvent]:
-    """Newest first; ``before`` pages back from a previous page's last ``created_at``."""
+    """Newest first. ``before`` is the id of the last event of the previous page; order and
+    cursor are (created_at, id), so rows sharing a timestamp are neither lost nor repeated."""
     query = select(session_events).where(session_events.c.tenant_id == tenant_id)
     for column, value in (
         (session_events.c.event_type, event_type),
@@ -73,6 +74,16 @@ async def list_events(
         if value is not None:
             query = query.where(column == value)
     if before is not None:
-        query = query.where(session_events.c.created_at < before)
-    query = query.order_by(session_events.c.created_at.desc()).limit(limit)
-    return [StoredEvent(**dict(row._mapping)) for row in await conn.execute(query)]
+        anchor = (
+            select(session_events.c.created_at)
+            .where(session_events.c.id == before, session_events.c.tenant_id == tenant_id)
+            .scalar_subquery()
+        )
+        query = query.where(
+            or_(
+                session_events.c.created_at < anchor,
+                and_(session_events.c.created_at == anchor, session_events.c.id < before),
+            )
+        )
+    query = query.order_by(session_events.c.created_at.desc(), session_events.c.id.desc())
+    return [StoredEvent(**dict(row._mapping)) for row in await conn.execute(query.limit(limit))]

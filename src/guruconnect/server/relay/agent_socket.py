@@ -9,7 +9,6 @@ Nothing in the URL is a credential: a query string is refused outright.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from dataclasses import dataclass
 
@@ -113,12 +112,15 @@ async def _by_key(state: AppState, key: str, hello: Hello) -> AgentPeerSeed:
 
 
 async def _by_code(state: AppState, code: str, hello: Hello, source: str) -> AgentPeerSeed:
-    item = rate(state.settings.support_code_rate_limit)
+    # Every attempt counts, and counting is the check: parallel guesses cannot all slip
+    # through between a check and a count.
     try:
-        wait = await state.rate_limits.retry_after(item, "support_code", source)
+        allowed = await state.rate_limits.hit(
+            rate(state.settings.support_code_rate_limit), "support_code", source
+        )
     except LimiterUnavailable:
-        wait = 1  # redemption is an authentication: refuse rather than run unguarded
-    if wait:
+        allowed = False  # redemption is an authentication: refuse rather than run unguarded
+    if not allowed:
         raise Refused(CloseCode.RATE_LIMITED, "too many support code attempts", "code_rate_limited")
     code_hash = secrets_format.support_code_digest(code)
     async with state.engine.begin() as conn:
@@ -155,8 +157,6 @@ async def _by_code(state: AppState, code: str, hello: Hello, source: str) -> Age
                 else None
             )
     if redeemed is None:
-        with contextlib.suppress(LimiterUnavailable):
-            await state.rate_limits.hit(item, "support_code", source)
         raise Refused(
             CloseCode.UNAUTHORIZED, "support code invalid, used or expired", "bad_support_code"
         )

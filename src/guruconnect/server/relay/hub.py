@@ -320,7 +320,7 @@ class Hub:
         message = self._state_message(live, None, why)
         for viewer in list(live.viewers):
             viewer.peer.send(self._state_message(live, viewer, why))
-            viewer.peer.close(CloseCode.SESSION_ENDED, f"session ended: {why}")
+            viewer.peer.close(CloseCode.SESSION_ENDED, f"session ended: {why}", flush=True)
         live.viewers.clear()
         agent = self.agents.get(live.machine_id)
         if agent is not None:

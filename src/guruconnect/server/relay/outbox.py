@@ -58,10 +58,13 @@ class Outbox:
         self._wake.set()
         return True
 
-    def shut(self) -> None:
-        """Stop: the writer returns None once woken; what is queued is discarded."""
+    def shut(self, *, flush: bool = False) -> None:
+        """Stop taking messages. Video is discarded; control messages already queued are
+        discarded too, or with ``flush`` still delivered (a session's last state) before
+        the writer sees the end."""
         self._shut = True
-        self._control.clear()
+        if not flush:
+            self._control.clear()
         self._video.clear()
         self._wake.set()
 
@@ -79,12 +82,12 @@ class Outbox:
 
     async def get(self) -> bytes | None:
         while True:
-            if self._shut:
+            if self._shut and not self._control:
                 return None
             if self._control:
                 self.last_progress = time.monotonic()
                 return self._control.popleft()
-            if self._video:
+            if self._video and not self._shut:
                 self.last_progress = time.monotonic()
                 data = self._video.popleft()
                 if self.on_room is not None:

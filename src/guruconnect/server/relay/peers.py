@@ -51,13 +51,14 @@ class Peer:
     def send_video(self, data: bytes) -> bool:
         return self.outbox.put_video(data)
 
-    def close(self, code: int, why: str) -> None:
-        """Ask for the socket to close with ``code``; the first request wins."""
+    def close(self, code: int, why: str, *, flush: bool = False) -> None:
+        """Ask for the socket to close with ``code``; the first request wins. ``flush``
+        delivers the control messages already queued first (not on a revocation)."""
         if self.close_code is not None:
             return
         self.close_code = code
         self.close_reason = reason(why)
-        self.outbox.shut()
+        self.outbox.shut(flush=flush)
 
     @property
     def closing(self) -> bool:
@@ -68,7 +69,11 @@ class Peer:
     async def _write(self) -> None:
         try:
             while (data := await self.outbox.get()) is not None:
-                await self.ws.send_bytes(data)
+                if self.close_code is None:
+                    await self.ws.send_bytes(data)
+                else:  # last words before a close: a peer that does not read gets none
+                    async with asyncio.timeout(CLOSE_TIMEOUT):
+                        await self.ws.send_bytes(data)
                 if (
                     self.outbox.needs_keyframe
                     and self.outbox.video_backlog == 0
