@@ -96,9 +96,12 @@ class Connection:
         return data
 
     async def recv(self, timeout: float | None = None) -> Envelope:
-        """The next envelope that is not a heartbeat (those are answered here)."""
+        """The next envelope that is not a heartbeat (those are answered here), within
+        ``timeout`` seconds in all, however many heartbeats arrive meanwhile."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            envelope = decode(await self.recv_raw(timeout))
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            envelope = decode(await self.recv_raw(remaining))
             if self.answer_heartbeats and envelope.HasField("heartbeat"):
                 if not envelope.heartbeat.reply:
                     await self.send(Heartbeat(sent_at_ms=envelope.heartbeat.sent_at_ms, reply=True))

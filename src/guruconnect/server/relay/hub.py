@@ -158,6 +158,9 @@ class Hub:
 
     async def agent_connected(self, agent: AgentPeer) -> None:
         old = self.agents.get(agent.machine_id)
+        # Registered before anything awaits: the old socket's cleanup, which may run during
+        # the audit write below, must already see that it was replaced, not disconnected.
+        self.agents[agent.machine_id] = agent
         if old is not None and old is not agent:
             old.peer.close(CloseCode.REPLACED, "replaced by a newer connection with this key")
             await self.audit(
@@ -169,8 +172,6 @@ class Hub:
                     detail={"new_source": agent.peer.source},
                 )
             )
-        self.agents[agent.machine_id] = agent
-        agent.peer.on_caught_up = None
         live = self.live_session_for_machine(agent.machine_id)
         if live is not None:
             if live.timer is not None:
