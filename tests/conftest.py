@@ -26,6 +26,7 @@ from guruconnect.server.background import BackgroundServer
 from guruconnect.server.config import Settings
 from guruconnect.server.db.engine import create_engine
 from guruconnect.server.db.schema import session_events
+from guruconnect.server.log_setup import configure
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 POSTGRES_URL = os.environ.get(
@@ -47,6 +48,13 @@ def require_service(name: str, problem: str | None) -> None:
     if IN_CI:
         pytest.fail(f"{message} (CI must have it)", pytrace=False)
     pytest.skip(message)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _structured_logs_through_logging() -> None:
+    """Route structlog through the standard library, as the server does, so pytest
+    captures the servers' logs (and caplog sees them) instead of raw prints."""
+    configure("INFO", "json")
 
 
 @cache

@@ -154,6 +154,21 @@ class Hub:
             detail=detail,
         )
 
+    @staticmethod
+    def _viewer_event(
+        viewer: ViewerPeer, event_type: str, machine_id: uuid.UUID | None = None, **detail: Any
+    ) -> Event:
+        return Event(
+            event_type,
+            tenant_id=viewer.tenant_id,
+            session_id=viewer.session_id,
+            machine_id=machine_id,
+            user_id=viewer.user_id,
+            actor=viewer.username,
+            source_address=viewer.peer.source,
+            detail=detail,
+        )
+
     # -- agents ---------------------------------------------------------------------------
 
     async def agent_connected(self, agent: AgentPeer) -> None:
@@ -351,16 +366,7 @@ class Hub:
         if live.active:
             self._request_keyframe(live, force=True)
         await self.audit(
-            Event(
-                "viewer.joined",
-                tenant_id=viewer.tenant_id,
-                session_id=live.id,
-                machine_id=live.machine_id,
-                user_id=viewer.user_id,
-                actor=viewer.username,
-                source_address=viewer.peer.source,
-                detail={"scope": viewer.scope},
-            )
+            self._viewer_event(viewer, "viewer.joined", live.machine_id, scope=viewer.scope)
         )
         return live
 
@@ -383,29 +389,11 @@ class Hub:
         if viewer.dropped_input or viewer.dropped_view_input:
             detail["input_dropped"] = viewer.dropped_input
             detail["view_input_dropped"] = viewer.dropped_view_input
-        await self.audit(
-            Event(
-                "viewer.left",
-                tenant_id=viewer.tenant_id,
-                session_id=viewer.session_id,
-                user_id=viewer.user_id,
-                actor=viewer.username,
-                source_address=viewer.peer.source,
-                detail=detail,
-            )
-        )
+        await self.audit(self._viewer_event(viewer, "viewer.left", **detail))
 
     async def _control_changed(self, live: LiveSession, viewer: ViewerPeer, what: str) -> None:
         await self.audit(
-            Event(
-                "control.changed",
-                tenant_id=live.tenant_id,
-                session_id=live.id,
-                machine_id=live.machine_id,
-                user_id=viewer.user_id,
-                actor=viewer.username,
-                detail={"action": what},
-            )
+            self._viewer_event(viewer, "control.changed", live.machine_id, action=what)
         )
 
     # -- codec negotiation and keyframes ------------------------------------------------
@@ -566,18 +554,12 @@ class Hub:
             else "limit.input_without_control"
         )
         self.audit_later(
-            Event(
+            self._viewer_event(
+                viewer,
                 event_type,
-                tenant_id=viewer.tenant_id,
-                session_id=live.id,
-                machine_id=live.machine_id,
-                user_id=viewer.user_id,
-                actor=viewer.username,
-                source_address=viewer.peer.source,
-                detail={
-                    "throttled": viewer.dropped_input,
-                    "without_control": viewer.dropped_view_input,
-                },
+                live.machine_id,
+                throttled=viewer.dropped_input,
+                without_control=viewer.dropped_view_input,
             )
         )
 
@@ -594,15 +576,7 @@ class Hub:
                 )
             )
             self.audit_later(
-                Event(
-                    "limit.chat_too_long",
-                    tenant_id=viewer.tenant_id,
-                    session_id=live.id,
-                    user_id=viewer.user_id,
-                    actor=viewer.username,
-                    source_address=viewer.peer.source,
-                    detail={"length": len(chat.text)},
-                )
+                self._viewer_event(viewer, "limit.chat_too_long", length=len(chat.text))
             )
             return
         out = encode(
