@@ -162,6 +162,9 @@ def servers(workdir: Path) -> Servers:  # type: ignore[misc]
 
 
 # -- one measured run ---------------------------------------------------------------------
+#
+# Each viewer (or baseline sink) is its own process, as it would be its own machine: one
+# Python process reading four sockets would measure its own scheduling, not the server.
 
 
 @dataclass
@@ -185,35 +188,91 @@ class Result:
         return statistics.fmean(self.frames) / self.sent
 
 
-Send = Callable[[bytes], Awaitable[None]]
-Recv = Callable[[], Awaitable[bytes]]
-
-
-async def stream(
-    send: Send,
-    recvs: list[Recv],
-    frame: bytes,
-    end: bytes,
-    count: int,
-    size: int,
-    is_end: Callable[[bytes], bool],
-) -> Result:
-    received = [0] * len(recvs)
-
-    async def consume(i: int, recv: Recv) -> None:
+async def read_until_end(argv: list[str]) -> None:
+    """Reader process: connect, say ready, count frames until the end marker, report."""
+    mode, url = argv[0], argv[1]
+    frames, last = 0, time.time()
+    if mode in {"relay", "stuck"}:
+        viewer = await ViewerClient.connect(url, argv[2], argv[3])
+        print("ready", flush=True)
+        if mode == "stuck":
+            await asyncio.to_thread(sys.stdin.read)  # never reads the socket; ends with stdin
+            return
+        # The end marker is a control message and may overtake queued frames: after it,
+        # keep counting until the line goes quiet.
+        ended = False
         while True:
-            data = await recv()
-            if is_end(data):
-                return
-            received[i] += 1
+            try:
+                data = await viewer.recv_raw(0.5 if ended else 120)
+            except TimeoutError:
+                break
+            kind = peek_type(data)
+            if kind == "chat":
+                ended = True
+            elif kind == "video_frame":
+                frames, last = frames + 1, time.time()
+    else:
+        sink = await open_baseline(url, "/sink")
+        print("ready", flush=True)
+        while (data := await sink.recv()) != END:
+            frames, last = frames + 1, time.time()
+    print(frames, last, flush=True)
 
-    consumers = [asyncio.create_task(consume(i, r)) for i, r in enumerate(recvs)]
-    started = time.perf_counter()
+
+class Readers:
+    def __init__(self, procs: list[asyncio.subprocess.Process]) -> None:
+        self.procs = procs
+
+    @classmethod
+    async def start(cls, argvs: list[list[str]]) -> Readers:
+        procs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                __file__,
+                "--read",
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+            for argv in argvs
+        ]
+        for proc in procs:
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            if line.strip() != b"ready":
+                raise RuntimeError(f"reader did not start: {line!r}")
+        return cls(procs)
+
+    async def results(self, readers: int) -> list[tuple[int, float]]:
+        out = []
+        for proc in self.procs[:readers]:
+            assert proc.stdout is not None
+            frames, last = (await asyncio.wait_for(proc.stdout.readline(), 120)).split()
+            out.append((int(frames), float(last)))
+        return out
+
+    async def stop(self) -> None:
+        for proc in self.procs:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            await proc.wait()
+
+
+async def measure(
+    send: Send, readers: Readers, reading: int, frame: bytes, end: bytes, count: int, size: int
+) -> Result:
+    started = time.time()
     for _ in range(count):
         await send(frame)
     await send(end)
-    await asyncio.wait_for(asyncio.gather(*consumers), timeout=120)
-    return Result(time.perf_counter() - started, received, count, size)
+    results = await readers.results(reading)
+    seconds = max(last for _, last in results) - started
+    return Result(seconds, [frames for frames, _ in results], count, size)
+
+
+Send = Callable[[bytes], Awaitable[None]]
 
 
 async def relay_session(
@@ -239,27 +298,24 @@ async def drain(conn: ViewerClient | AgentClient, seconds: float = 0.2) -> None:
             await conn.recv_raw(seconds)
 
 
-async def relay_run(url: str, api: ApiClient, size: int, count: int, viewers: int) -> Result:
-    agent, clients, session_id = await relay_session(url, api, viewers)
-    for client in clients:
-        await drain(client)
+async def relay_run(
+    url: str, api: ApiClient, size: int, count: int, viewers: int, stuck: int = 0
+) -> Result:
+    agent, _, session_id = await relay_session(url, api, 0)
+    argvs = [
+        ["stuck" if i >= viewers else "relay", url, session_id, await api.viewer_ticket(session_id)]
+        for i in range(viewers + stuck)
+    ]
+    readers = await Readers.start(argvs)
     frame = encode(VideoFrame(session_id=session_id, data=os.urandom(size)))
-    end = encode(ChatMessage(text="END"))
-
-    def recv_for(client: ViewerClient) -> Recv:
-        return lambda: client.recv_raw(60)
-
-    def is_end(data: bytes) -> bool:
-        return peek_type(data) == "chat"
-
     try:
-        return await stream(
-            agent.send_raw, [recv_for(c) for c in clients], frame, end, count, size, is_end
+        return await measure(
+            agent.send_raw, readers, viewers, frame, encode(ChatMessage(text="END")), count, size
         )
     finally:
         await api.end_session(session_id)
-        for conn in (agent, *clients):
-            await conn.close()
+        await agent.close()
+        await readers.stop()
 
 
 async def open_baseline(url: str, path: str) -> ClientConnection:
@@ -269,31 +325,13 @@ async def open_baseline(url: str, path: str) -> ClientConnection:
 
 
 async def baseline_run(url: str, size: int, count: int, viewers: int) -> Result:
-    sinks = [await open_baseline(url, "/sink") for _ in range(viewers)]
+    readers = await Readers.start([["base", url] for _ in range(viewers)])
     source = await open_baseline(url, "/source")
-    frame = os.urandom(size)
-
-    def recv_for(sink: ClientConnection) -> Recv:
-        async def recv() -> bytes:
-            data = await sink.recv()
-            assert isinstance(data, bytes)
-            return data
-
-        return recv
-
     try:
-        return await stream(
-            source.send,
-            [recv_for(s) for s in sinks],
-            frame,
-            END,
-            count,
-            size,
-            lambda data: data == END,
-        )
+        return await measure(source.send, readers, viewers, os.urandom(size), END, count, size)
     finally:
-        for conn in (source, *sinks):
-            await conn.close()
+        await source.close()
+        await readers.stop()
 
 
 # -- latency ------------------------------------------------------------------------------
@@ -347,28 +385,7 @@ async def baseline_rtt(url: str, rounds: int) -> list[float]:
 async def slow_viewer_run(url: str, api: ApiClient, size: int, count: int) -> tuple[Result, Result]:
     """Three reading viewers alone, then the same three with a fourth that never reads."""
     healthy = await relay_run(url, api, size, count, 3)
-    agent, clients, session_id = await relay_session(url, api, 4)
-    for client in clients:
-        await drain(client)
-    stuck, readers = clients[0], clients[1:]
-    frame = encode(VideoFrame(session_id=session_id, data=os.urandom(size)))
-    end = encode(ChatMessage(text="END"))
-    try:
-        with_stuck = await stream(
-            agent.send_raw,
-            [(lambda c=c: c.recv_raw(60)) for c in readers],
-            frame,
-            end,
-            count,
-            size,
-            lambda data: peek_type(data) == "chat",
-        )
-    finally:
-        await api.end_session(session_id)
-        for conn in (agent, *clients):
-            with contextlib.suppress(Exception):
-                await conn.close()
-    del stuck
+    with_stuck = await relay_run(url, api, size, count, 3, stuck=1)
     return healthy, with_stuck
 
 
@@ -380,15 +397,19 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run(quick: bool) -> None:
-    total = (16 if quick else 96) * 1024 * 1024
+def median_result(results: list[Result]) -> Result:
+    return sorted(results, key=lambda r: r.mb_per_s)[len(results) // 2]
+
+
+async def run(quick: bool, repeat: int) -> None:
+    total = (16 if quick else 64) * 1024 * 1024
     sizes = [16 * 1024, 256 * 1024, 2 * 1024 * 1024]
     with tempfile.TemporaryDirectory() as tmp, servers(Path(tmp)) as urls:
         async with ApiClient(urls.relay_url) as api:
             await api.login("bench", PASSWORD)
             print(
-                f"relay vs bare forwarder, loopback, {total // 2**20} MiB per case, "
-                f"client in a separate process from both servers"
+                f"relay vs bare forwarder, loopback, {total // 2**20} MiB per case, median of "
+                f"{repeat}; the agent and each viewer in processes of their own"
             )
             header = (
                 f"{'frame':>8} {'viewers':>7} | {'relay MB/s':>10} {'fr/s':>7} {'deliv':>6} | "
@@ -399,8 +420,14 @@ async def run(quick: bool) -> None:
             for size in sizes:
                 count = max(8, total // size)
                 for viewers in (1, 4):
-                    base = await baseline_run(urls.baseline_url, size, count, viewers)
-                    relay = await relay_run(urls.relay_url, api, size, count, viewers)
+                    # Interleaved repeats, median by throughput: a 2-core machine running
+                    # six processes is noisy, and drift should hit both sides alike.
+                    bases, relays = [], []
+                    for _ in range(repeat):
+                        bases.append(await baseline_run(urls.baseline_url, size, count, viewers))
+                        relays.append(await relay_run(urls.relay_url, api, size, count, viewers))
+                    base = median_result(bases)
+                    relay = median_result(relays)
                     print(
                         f"{size // 1024:>6}Ki {viewers:>7} | {relay.mb_per_s:>10.1f} "
                         f"{relay.frames_per_s:>7.0f} {relay.delivered:>6.0%} | "
@@ -437,12 +464,17 @@ async def run(quick: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller run")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case (median)")
     parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--read", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_baseline:
         serve_baseline(args.serve_baseline)
         return
-    asyncio.run(run(args.quick))
+    if args.read:
+        asyncio.run(read_until_end(args.read))
+        return
+    asyncio.run(run(args.quick, 1 if args.quick else args.repeat))
 
 
 if __name__ == "__main__":

@@ -105,8 +105,10 @@ class Settings(DatabaseSettings):
     input_events_per_second: int = Field(default=200, ge=1)
     chat_max_chars: int = Field(default=4096, ge=1)
     clipboard_max_chars: int = Field(default=32768, ge=1)
-    #: Video frames queued per viewer before frames are dropped for that viewer.
-    viewer_video_queue: int = Field(default=8, ge=1)
+    #: Video queued per viewer before frames are dropped for that viewer: at most this many
+    #: frames (16 is about half a second at 30 fps) and this many bytes.
+    viewer_video_queue: int = Field(default=16, ge=1)
+    viewer_video_queue_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
     #: WebSocket connection attempts per source address, per plane.
     ws_connect_rate_limit: str = "60/minute"
     #: Failed support-code redemptions per source address.

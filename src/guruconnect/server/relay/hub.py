@@ -458,6 +458,8 @@ class Hub:
         """
         live = self._by_machine.get(agent.machine_id)
         while live is not None and live.active and live.viewers:
+            if not all(v.peer.outbox.video_full for v in live.viewers):
+                return  # the common case: someone has room
             now = time.monotonic()
             reading = [
                 v.peer.outbox

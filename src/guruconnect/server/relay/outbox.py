@@ -19,10 +19,14 @@ from collections.abc import Callable
 
 
 class Outbox:
-    def __init__(self, *, video_limit: int, control_limit: int = 4096) -> None:
+    def __init__(
+        self, *, video_limit: int, video_bytes_limit: int | None = None, control_limit: int = 4096
+    ) -> None:
         self._control: deque[bytes] = deque()
         self._video: deque[bytes] = deque()
         self._video_limit = video_limit
+        self._video_bytes_limit = video_bytes_limit
+        self._video_bytes = 0
         self._control_limit = control_limit
         self._wake = asyncio.Event()
         self._shut = False
@@ -50,11 +54,12 @@ class Outbox:
     def put_video(self, data: bytes) -> bool:
         if self._shut:
             return False
-        if len(self._video) >= self._video_limit:
+        if self.video_full:
             self.video_dropped += 1
             self.needs_keyframe = True
             return False
         self._video.append(data)
+        self._video_bytes += len(data)
         self._wake.set()
         return True
 
@@ -66,6 +71,7 @@ class Outbox:
         if not flush:
             self._control.clear()
         self._video.clear()
+        self._video_bytes = 0
         self._wake.set()
 
     @property
@@ -78,7 +84,11 @@ class Outbox:
 
     @property
     def video_full(self) -> bool:
-        return len(self._video) >= self._video_limit
+        """Full by count, or by bytes (a few big keyframes weigh as much as many deltas)."""
+        if len(self._video) >= self._video_limit:
+            return True
+        limit = self._video_bytes_limit
+        return limit is not None and self._video_bytes >= limit
 
     async def get(self) -> bytes | None:
         while True:
@@ -90,6 +100,7 @@ class Outbox:
             if self._video and not self._shut:
                 self.last_progress = time.monotonic()
                 data = self._video.popleft()
+                self._video_bytes -= len(data)
                 if self.on_room is not None:
                     self.on_room()
                 return data

@@ -30,16 +30,23 @@ Handler = Callable[[bytes], Awaitable[None]]
 
 
 class Peer:
-    def __init__(self, ws: WebSocket, *, source: str, video_limit: int) -> None:
+    def __init__(
+        self,
+        ws: WebSocket,
+        *,
+        source: str,
+        video_limit: int,
+        video_bytes_limit: int | None = None,
+    ) -> None:
         self.ws = ws
         self.source = source
-        self.outbox = Outbox(video_limit=video_limit)
+        self.outbox = Outbox(video_limit=video_limit, video_bytes_limit=video_bytes_limit)
         self.close_code: int | None = None
         self.close_reason = ""
         #: Set by the remote side closing (its close code), or None.
         self.remote_close_code: int | None = None
         self.on_caught_up: Callable[[], None] | None = None
-        self.connected_at = time.monotonic()
+        self.connected_at = self.last_received = self.last_beat = time.monotonic()
 
     # -- sending (never blocks the caller) ------------------------------------------------
 
@@ -89,14 +96,10 @@ class Peer:
                     async with asyncio.timeout(CLOSE_TIMEOUT):
                         await self.ws.close(self.close_code, self.close_reason)
 
-    async def _read(self, handle: Handler, idle_timeout: float) -> None:
+    async def _read(self, handle: Handler) -> None:
         while not self.closing:
-            try:
-                async with asyncio.timeout(idle_timeout):
-                    message = await self.ws.receive()
-            except TimeoutError:
-                self.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout: peer silent")
-                return
+            message = await self.ws.receive()
+            self.last_received = time.monotonic()
             if message["type"] == "websocket.disconnect":
                 self.remote_close_code = int(message.get("code") or 1005)
                 return
@@ -107,14 +110,24 @@ class Peer:
             await handle(data)
 
     async def _beat(self, interval: float) -> None:
+        """Send a heartbeat every ``interval``; close a peer silent for two of them.
+
+        The watch lives here rather than as a timeout around every receive, which would
+        arm and cancel a timer per frame on the hot path."""
         while True:
-            await asyncio.sleep(interval)
-            self.send(encode(Heartbeat(sent_at_ms=int(time.time() * 1000))))
+            await asyncio.sleep(interval / 2)
+            now = time.monotonic()
+            if now - self.last_received > 2 * interval:
+                self.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout: peer silent")
+                return
+            if now - self.last_beat >= interval:
+                self.last_beat = now
+                self.send(encode(Heartbeat(sent_at_ms=int(time.time() * 1000))))
 
     async def run(self, handle: Handler, *, heartbeat_interval: float) -> None:
         """Pump the socket until either side closes it."""
         writer = asyncio.create_task(self._write(), name="ws-writer")
-        reader = asyncio.create_task(self._read(handle, 2 * heartbeat_interval), name="ws-reader")
+        reader = asyncio.create_task(self._read(handle), name="ws-reader")
         beat = asyncio.create_task(self._beat(heartbeat_interval), name="ws-heartbeat")
         try:
             done, _ = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)

@@ -70,7 +70,12 @@ async def viewer_endpoint(ws: WebSocket) -> None:
     settings = state.settings
     hub = state.hub
     viewer = ViewerPeer(
-        peer=Peer(ws, source=source_of(ws), video_limit=settings.viewer_video_queue),
+        peer=Peer(
+            ws,
+            source=source_of(ws),
+            video_limit=settings.viewer_video_queue,
+            video_bytes_limit=settings.viewer_video_queue_bytes,
+        ),
         user_id=ticket.user_id,
         username="",
         tenant_id=ticket.tenant_id,
