@@ -13,7 +13,7 @@ from sqlalchemy import update
 from guruconnect.server.api.access import NOT_FOUND, reachable_machine, visible_machines
 from guruconnect.server.api.deps import Admin, Authenticated, State, require
 from guruconnect.server.api.sessions import SessionOut
-from guruconnect.server.auth.permissions import Permission
+from guruconnect.server.auth.permissions import Permission, for_scope
 from guruconnect.server.db import sessions
 from guruconnect.server.db.machines import Machine
 from guruconnect.server.db.schema import machines as machines_table
@@ -112,10 +112,7 @@ async def request_session(
     response: Response,
     state: State,
 ) -> SessionOut:
-    require(
-        principal,
-        Permission.SESSIONS_CONTROL if body.scope == "control" else Permission.SESSIONS_VIEW,
-    )
+    require(principal, for_scope(body.scope))
     hub = state.hub
     async with state.engine.begin() as conn:
         machine = await reachable_machine(conn, principal, machine_id)

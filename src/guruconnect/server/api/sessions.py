@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from guruconnect.server.api.access import visible_machines
 from guruconnect.server.api.deps import Authenticated, Principal, State, require, source_address
 from guruconnect.server.auth import secrets_format
-from guruconnect.server.auth.permissions import Permission
+from guruconnect.server.auth.permissions import Permission, for_scope
 from guruconnect.server.db import sessions, users, viewer_tickets
 from guruconnect.server.db.events import Event
 from guruconnect.server.db.sessions import Session
@@ -123,10 +123,7 @@ async def viewer_token(
     request: Request,
     state: State,
 ) -> ViewerTicketOut:
-    require(
-        principal,
-        Permission.SESSIONS_CONTROL if body.scope == "control" else Permission.SESSIONS_VIEW,
-    )
+    require(principal, for_scope(body.scope))
     ttl = timedelta(seconds=state.settings.viewer_ticket_ttl_seconds)
     ticket, ticket_hash = secrets_format.new_viewer_ticket()
     async with state.engine.begin() as conn:

@@ -36,3 +36,8 @@ def effective_permissions(role: Role, granted: frozenset[str]) -> frozenset[Perm
     if role is Role.ADMIN:
         return frozenset(Permission)
     return frozenset(Permission(name) for name in granted if name in PERMISSION_NAMES)
+
+
+def for_scope(scope: str) -> Permission:
+    """The permission a session scope needs: ``control`` or (anything else) ``view``."""
+    return Permission.SESSIONS_CONTROL if scope == "control" else Permission.SESSIONS_VIEW

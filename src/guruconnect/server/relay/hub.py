@@ -37,7 +37,7 @@ from guruconnect.protocol.close_codes import CloseCode
 from guruconnect.protocol.codecs import negotiate
 from guruconnect.protocol.planes import INPUT_TYPES
 from guruconnect.server.audit import AuditLog
-from guruconnect.server.auth.permissions import Permission, effective_permissions
+from guruconnect.server.auth.permissions import effective_permissions, for_scope
 from guruconnect.server.config import Settings
 from guruconnect.server.db import auth_tokens, machines, sessions, users
 from guruconnect.server.db.events import Event
@@ -652,9 +652,7 @@ class Hub:
         if not await users.can_reach_machine(conn, user, live.machine_id):
             return Refusal(CloseCode.REVOKED, "no access to this machine", "no_access")
         granted = effective_permissions(user.role, await users.permissions_of(conn, user.id))
-        needed = (
-            Permission.SESSIONS_CONTROL if viewer.scope == "control" else Permission.SESSIONS_VIEW
-        )
+        needed = for_scope(viewer.scope)
         if needed not in granted:
             return Refusal(
                 CloseCode.REVOKED, f"permission {needed.value} was removed", "permission_removed"
