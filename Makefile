@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test pytest lint typecheck format bench proto clean
+.PHONY: setup system run test pytest lint typecheck format bench proto clean
 
 setup: $(STAMP)
 
@@ -21,7 +21,11 @@ run: setup
 
 test: lint typecheck pytest
 
-pytest: setup
+# Debian packages the tests need (Xvfb, xdotool, Chromium); installs only what is missing.
+system:
+	scripts/setup-system.sh
+
+pytest: setup system
 	scripts/run-tests.sh
 
 lint: setup
