@@ -11,7 +11,7 @@ from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from guruconnect.server.db.schema import session_events
-from guruconnect.server.db.types import utcnow
+from guruconnect.server.db.types import storable, storable_json, utcnow
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,9 @@ async def append(conn: AsyncConnection, event: Event) -> uuid.UUID:
             machine_id=event.machine_id,
             user_id=event.user_id,
             event_type=event.event_type,
-            actor=event.actor,
+            actor=storable(event.actor) if event.actor is not None else None,
             source_address=event.source_address,
-            detail=event.detail,
+            detail=storable_json(event.detail),
             created_at=utcnow(),
         )
     )

@@ -11,7 +11,7 @@ from sqlalchemy import Select, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from guruconnect.server.db.schema import machines
-from guruconnect.server.db.types import utcnow
+from guruconnect.server.db.types import storable, utcnow
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ async def create(
     machine = Machine(
         id=uuid.uuid4(),
         tenant_id=tenant_id,
-        name=name[:255],
+        name=storable(name)[:255],
         client_name=client_name,
         hostname=None,
         os=None,
@@ -111,7 +111,7 @@ async def update_status(
 ) -> None:
     values: dict[str, Any] = {"last_seen_at": utcnow()}
     for key, value in (("hostname", hostname), ("os", os), ("agent_version", agent_version)):
-        if value:
+        if value := storable(value or ""):
             values[key] = value[:255] if key != "agent_version" else value[:64]
     await conn.execute(update(machines).where(machines.c.id == machine_id).values(**values))
 

@@ -39,3 +39,21 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def storable(text: str) -> str:
+    """``text`` without NUL characters, which PostgreSQL refuses in text and JSON columns
+    (SQLite would keep them). Text a peer sends (hostnames, reasons) passes through here,
+    so a NUL cannot turn a status update or an audit row into a database error."""
+    return text.replace("\x00", "")
+
+
+def storable_json(value: Any) -> Any:
+    """:func:`storable` applied to every string inside a JSON-shaped value."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, dict):
+        return {storable(str(k)): storable_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable_json(v) for v in value]
+    return value

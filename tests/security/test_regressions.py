@@ -1,0 +1,64 @@
+"""Bugs the fuzzers found, each pinned by the input that found it.
+
+NUL characters: PostgreSQL refuses them in text and JSON columns, so a NUL in a hostname
+or a consent reason turned an agent's status update into a 1011 close and lost the audit
+row of a consent decision. SQLite accepted them; the bug lived on PostgreSQL only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from guruconnect.client import AgentClient, ApiClient
+from guruconnect.protocol import AgentStatus, ConsentResponse
+from guruconnect.server.db.schema import machines
+from tests.relay.conftest import Relay, events_of, eventually
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_nul_in_agent_status_is_stored_without_it(relay: Relay, admin_api: ApiClient) -> None:
+    key = await admin_api.issue_agent_key("nul")
+    agent = await AgentClient.connect(
+        relay.url, key=key["key"], key_in_header=False, hostname="host\x00name"
+    )
+    try:
+        await agent.send(AgentStatus(hostname="a\x00b", os="Lin\x00ux", agent_version="1\x00"))
+        # The heartbeat round trip proves the status was handled and the socket lives.
+        await agent.send_status(hostname="after")
+        rows = await eventually(lambda: _machine(relay, agent.auth.machine_id, "after"), timeout=5)
+        assert rows[0].os == "Linux"
+        assert agent.close_code is None
+    finally:
+        await agent.close()
+
+
+async def _machine(relay: Relay, machine_id: str, hostname: str) -> list[Any]:
+    found = await asyncio.to_thread(
+        relay.server.database.sql,
+        select(machines).where(machines.c.id == uuid.UUID(machine_id)),
+    )
+    return found if found and found[0].hostname == hostname else []
+
+
+async def test_nul_in_consent_reason_keeps_the_audit_row(
+    relay: Relay, admin_api: ApiClient
+) -> None:
+    key = await admin_api.issue_agent_key("nul-consent")
+    agent = await AgentClient.connect(relay.url, key=key["key"])
+    try:
+        await agent.send_status()
+        session = await admin_api.request_session(agent.auth.machine_id, "control")
+        await agent.expect("consent_request")
+        await agent.send(
+            ConsentResponse(session_id=str(session["id"]), granted=False, reason="no\x00pe")
+        )
+        denied = await eventually(lambda: events_of(relay.server, "consent.denied"))
+        assert denied[0].detail["reason"] == "nope"
+    finally:
+        await agent.close()
