@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system run test pytest lint typecheck format bench proto clean
+.PHONY: setup system run test pytest lint typecheck format bench proto clean fuzz-long schema-long load
 
 setup: $(STAMP)
 
@@ -42,6 +42,14 @@ format: setup
 bench: setup
 	$(PY) bench/login_timing.py
 	$(PY) bench/relay.py
+
+# The security fuzzers with a long, random budget (CI runs a small fixed one). Raise
+# FUZZ_EXAMPLES for a deeper hunt; a failure prints the example that reproduces it.
+FUZZ_EXAMPLES ?= 5000
+fuzz-long: setup
+	GURUCONNECT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) scripts/run-tests.sh -p no:timeout \
+		tests/security/test_fuzz_handlers.py tests/security/test_fuzz_credentials.py \
+		tests/protocol/test_fuzz.py
 
 # Regenerate the wire-format module from proto/guruconnect.proto (commit the result).
 proto: setup

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable
-from typing import Any
 
-import pytest
 from hypothesis import given
 
 from guruconnect.client import AgentClient, ApiClient, Connection, ViewerClient
@@ -25,6 +22,7 @@ from guruconnect.protocol import ControlRequest, Heartbeat, decode, encode
 from guruconnect.protocol.close_codes import CloseCode
 from guruconnect.protocol.planes import Plane
 from tests.relay.conftest import Relay
+from tests.security.conftest import ServerErrors
 from tests.security.strategies import budget, plane_messages
 
 #: Closes a hostile message may earn; anything else (1011 above all) is a bug.
@@ -38,29 +36,6 @@ FUZZ_SETTINGS = {
     "ws_connect_rate_limit": "100000/minute",
     "support_code_rate_limit": "100000/minute",
 }
-
-
-class ServerErrors(logging.Handler):
-    """Every record at ERROR or above, from any thread (the server runs in its own)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def lines(self) -> list[str]:
-        return [f"{r.name}: {r.getMessage()[:300]}" for r in self.records]
-
-
-@pytest.fixture
-def server_errors() -> Any:
-    handler = ServerErrors()
-    root = logging.getLogger()
-    root.addHandler(handler)
-    yield handler
-    root.removeHandler(handler)
 
 
 async def barrier(conn: Connection, marker: int) -> int | None:
@@ -199,7 +174,7 @@ def test_agent_plane_handlers(
     relay_factory: Callable[..., Relay], server_errors: ServerErrors
 ) -> None:
     relay = relay_factory(**FUZZ_SETTINGS)
-    outcomes = run_fuzz(relay, server_errors, Plane.AGENT, 300)
+    outcomes = run_fuzz(relay, server_errors, Plane.AGENT, 150)
     # The fuzzer reached both sides of the handlers: accepted and refused messages.
     assert outcomes.get(None, 0) > 0
     assert any(code in outcomes for code in REFUSALS)
@@ -209,6 +184,6 @@ def test_viewer_plane_handlers(
     relay_factory: Callable[..., Relay], server_errors: ServerErrors
 ) -> None:
     relay = relay_factory(**FUZZ_SETTINGS)
-    outcomes = run_fuzz(relay, server_errors, Plane.VIEWER, 300)
+    outcomes = run_fuzz(relay, server_errors, Plane.VIEWER, 150)
     assert outcomes.get(None, 0) > 0
     assert any(code in outcomes for code in REFUSALS)
