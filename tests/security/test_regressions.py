@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -62,3 +63,37 @@ async def test_nul_in_consent_reason_keeps_the_audit_row(
         assert denied[0].detail["reason"] == "nope"
     finally:
         await agent.close()
+
+
+# -- found by schemathesis -----------------------------------------------------------------
+
+
+async def test_route_checks_answer_422_in_the_documented_shape(
+    relay: Relay, admin_api: ApiClient
+) -> None:
+    """PATCH with an explicit null answered ``{"detail": "..."}``, not the validation-error
+    list the OpenAPI document promises for 422."""
+    async with httpx.AsyncClient(base_url=relay.url, timeout=15) as http:
+        auth = {"Authorization": f"Bearer {admin_api.token}"}
+        response = await http.patch(
+            f"/api/users/{relay.tech_id}", json={"role": None}, headers=auth
+        )
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert isinstance(detail, list)
+    assert detail[0]["loc"] == ["body", "role"]
+    rows = await eventually(lambda: events_of(relay.server, "request.invalid"))
+    assert rows[-1].detail["fields"] == ["body.role"]
+
+
+async def test_nul_in_login_is_refused_not_a_server_error(relay: Relay) -> None:
+    """PostgreSQL refuses NUL in a query parameter: a login with one was a 500."""
+    async with httpx.AsyncClient(base_url=relay.url, timeout=15) as http:
+        response = await http.post(
+            "/api/auth/login", json={"username": "ro\x00ot", "password": "x" * 12}
+        )
+    # SQLite looks the name up and finds nobody; PostgreSQL refuses the value.
+    assert response.status_code in (401, 422), response.text
+    if response.status_code == 422:
+        assert isinstance(response.json()["detail"], list)
+        assert await eventually(lambda: events_of(relay.server, "request.invalid"))

@@ -1,6 +1,8 @@
 """Turn what goes wrong inside a request into a clear answer, never a traceback.
 
-- invalid input -> 422 with where and what (never the offending value) + an audit event
+- invalid input -> 422 with where and what (never the offending value) + an audit event;
+  also a value the database itself refuses (SQLSTATE class 22, e.g. a NUL character in
+  text on PostgreSQL), which would otherwise surface as a 500
 - the database is unreachable -> 503
 - anything else -> 500 "internal server error"; the traceback goes to the log only
 """
@@ -29,6 +31,14 @@ def _unavailable(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
+
+
+def _refused_value(exc: BaseException) -> bool:
+    """The database refused a value it was given (SQLSTATE class 22: data exception)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(code, str) and code.startswith("22")
 
 
 def _clean(errors: Any) -> list[dict[str, Any]]:
@@ -61,8 +71,39 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": errors})
 
 
+def invalid(field: str, message: str, *, where: str = "body") -> RequestValidationError:
+    """A 422 raised by a route's own check, shaped like (and audited like) the ones the
+    request models raise, so every 422 matches the API's documented error schema."""
+    return RequestValidationError([{"loc": (where, field), "msg": message, "type": "value_error"}])
+
+
 def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)
+
+
+_REFUSED_VALUE = {
+    "loc": ["body"],
+    "msg": "a value is not acceptable (for example a NUL character in text)",
+    "type": "value_error",
+}
+
+
+async def _audit_refused(scope: Scope) -> None:
+    app = scope.get("app")
+    state = getattr(getattr(app, "state", None), "guruconnect", None)
+    if not isinstance(state, AppState):
+        return
+    client = scope.get("client")
+    try:
+        await state.audit.record(
+            Event(
+                "request.invalid",
+                source_address=client[0] if client else None,
+                detail={"method": scope["method"], "path": scope["path"], "fields": ["body"]},
+            )
+        )
+    except Exception:
+        log.exception("audit write failed")
 
 
 class InternalErrors:
@@ -87,6 +128,15 @@ class InternalErrors:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
+            if _refused_value(exc) and not started:
+                log.warning(
+                    "database refused a value", path=scope["path"], error=type(exc).__name__
+                )
+                await _audit_refused(scope)
+                await JSONResponse(status_code=422, content={"detail": [_REFUSED_VALUE]})(
+                    scope, receive, send
+                )
+                return
             if _unavailable(exc):
                 log.error("database unavailable", path=scope["path"], error=repr(exc))
                 status, detail = 503, "service temporarily unavailable"

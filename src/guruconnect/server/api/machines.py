@@ -17,6 +17,7 @@ from guruconnect.server.auth.permissions import Permission, for_scope
 from guruconnect.server.db import sessions
 from guruconnect.server.db.machines import Machine
 from guruconnect.server.db.schema import machines as machines_table
+from guruconnect.server.errors import invalid
 
 router = APIRouter(prefix="/api/machines", tags=["machines"])
 
@@ -72,15 +73,13 @@ async def update_machine(
     machine_id: uuid.UUID, body: MachinePatch, principal: Admin, state: State
 ) -> MachineOut:
     changes = body.model_dump(exclude_unset=True)
-    if changes.get("name", ...) is None or changes.get("consent_policy", ...) is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="null is not allowed")
+    for field in ("name", "consent_policy"):
+        if changes.get(field, ...) is None:
+            raise invalid(field, "null is not allowed")
     async with state.engine.begin() as conn:
         current = await reachable_machine(conn, principal, machine_id)
         if current.ad_hoc and changes.get("consent_policy") == "unattended":
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                detail="a support-code machine always asks for consent",
-            )
+            raise invalid("consent_policy", "a support-code machine always asks for consent")
         if changes:
             await conn.execute(
                 update(machines_table)

@@ -25,6 +25,7 @@ from guruconnect.server.db.users import (
     User,
     normalise_username,
 )
+from guruconnect.server.errors import invalid
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
@@ -181,8 +182,9 @@ async def update_user(
     user_id: uuid.UUID, body: UserPatch, principal: Admin, request: Request, state: State
 ) -> UserOut:
     changes = body.model_dump(exclude_unset=True)
-    if changes.get("role", ...) is None or changes.get("disabled", ...) is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="null is not allowed")
+    for field in ("role", "disabled"):
+        if changes.get(field, ...) is None:
+            raise invalid(field, "null is not allowed")
     password = changes.pop("password", None)
     if password is not None:
         changes["password_hash"] = await run_in_threadpool(state.passwords.hash, password)
@@ -270,9 +272,8 @@ async def set_client_access(
         target = await _target(conn, principal, user_id)
         missing = await users.missing_machines(conn, target.tenant_id, body.machine_ids)
         if missing:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                detail=f"unknown machine ids: {', '.join(sorted(map(str, missing)))}",
+            raise invalid(
+                "machine_ids", f"unknown machine ids: {', '.join(sorted(map(str, missing)))}"
             )
         await users.set_client_access(
             conn,
