@@ -48,8 +48,13 @@ bench: setup
 FUZZ_EXAMPLES ?= 5000
 fuzz-long: setup
 	GURUCONNECT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) scripts/run-tests.sh -p no:timeout \
-		tests/security/test_fuzz_handlers.py tests/security/test_fuzz_credentials.py \
-		tests/protocol/test_fuzz.py
+		tests/security/test_fuzz_handlers.py tests/security/test_fuzz_credentials.py
+
+# schemathesis against the live API with many more examples per operation than CI's.
+SCHEMA_EXAMPLES ?= 200
+schema-long: setup
+	GURUCONNECT_SCHEMA_EXAMPLES=$(SCHEMA_EXAMPLES) scripts/run-tests.sh -p no:timeout \
+		tests/security/test_api_schema.py
 
 # Regenerate the wire-format module from proto/guruconnect.proto (commit the result).
 proto: setup
