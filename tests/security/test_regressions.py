@@ -16,6 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from guruconnect.client import AgentClient, ApiClient
+from guruconnect.client.connection import Connection, Refused
+from guruconnect.client.peers import ws_base
 from guruconnect.protocol import AgentStatus, ConsentResponse
 from guruconnect.server.db.schema import machines
 from tests.relay.conftest import Relay, events_of, eventually
@@ -97,3 +99,26 @@ async def test_nul_in_login_is_refused_not_a_server_error(relay: Relay) -> None:
     if response.status_code == 422:
         assert isinstance(response.json()["detail"], list)
         assert await eventually(lambda: events_of(relay.server, "request.invalid"))
+
+
+# -- found by the route-variant hunt -------------------------------------------------------
+
+
+async def test_encoded_slash_reaches_no_route(relay: Relay, admin_api: ApiClient) -> None:
+    """``/api/auth%2Flogout`` was decoded before routing and logged the caller out: a
+    proxy rule on the path prefix would not have seen it coming."""
+    auth = {"Authorization": f"Bearer {admin_api.token}"}
+    async with httpx.AsyncClient(base_url=relay.url, timeout=15) as http:
+        for path in ("/api/auth%2Flogout", "/api/auth%2flogout", "/api%5Cauth/logout"):
+            response = await http.post(path, headers=auth)
+            assert response.status_code == 404, path
+            assert response.headers["x-frame-options"] == "DENY"
+        assert (await http.get("/api/auth/me", headers=auth)).status_code == 200
+        # The query string is not the path: an encoded slash there is just data.
+        assert (await http.get("/health?x=%2F")).status_code == 200
+    # Nor does a WebSocket upgrade, even with a valid key.
+    key = (await admin_api.issue_agent_key("slash"))["key"]
+    with pytest.raises(Refused):
+        await Connection.open(
+            ws_base(relay.url) + "/ws%2Fagent", headers={"Authorization": f"Bearer {key}"}
+        )

@@ -32,6 +32,7 @@ from guruconnect.server.db.engine import create_engine, migrate
 from guruconnect.server.errors import InternalErrors, install_handlers
 from guruconnect.server.log_setup import install_redaction
 from guruconnect.server.middleware import AccessLog, SecurityHeaders
+from guruconnect.server.path_guard import EncodedSlashes
 from guruconnect.server.rate_limits import RateLimits
 from guruconnect.server.relay.hub import Hub
 from guruconnect.server.relay.router import router as relay_router
@@ -108,6 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(relay_router)
     # Last added runs first: headers on everything, then the access log, then the catch-all.
     app.add_middleware(InternalErrors)
+    app.add_middleware(EncodedSlashes)  # such a path reaches no route at all
     app.add_middleware(AccessLog)
     app.add_middleware(SecurityHeaders)
     return app
