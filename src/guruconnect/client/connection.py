@@ -13,6 +13,10 @@ from websockets.typing import Origin
 
 from guruconnect.protocol import Envelope, Heartbeat, decode, encode, payload
 from guruconnect.protocol.envelope import PayloadMessage
+from guruconnect.redaction import install_filter
+
+# websockets logs the upgrade's headers at DEBUG: the agent key's among them.
+install_filter(("websockets.client",))
 
 #: The relay's agent-plane limit; a client must accept frames that large.
 DEFAULT_MAX_SIZE = 8 * 1024 * 1024

@@ -6,11 +6,14 @@ JSON lines when stderr is not a terminal (a service), readable colours when it i
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from typing import Literal
 
 import structlog
+
+from guruconnect.redaction import RedactCredentials, install_filter, redact
+
+__all__ = ["RedactCredentials", "configure", "install_redaction", "redact"]
 
 _SHARED: list[structlog.types.Processor] = [
     structlog.contextvars.merge_contextvars,
@@ -55,39 +58,6 @@ def configure(level: str = "INFO", fmt: Literal["auto", "json", "console"] = "au
     logging.getLogger("uvicorn.access").disabled = True
 
 
-_REDACTIONS = [
-    # A query string: a viewer ticket travels there.
-    (re.compile(r"\?[^\s\"']*"), "?…"),
-    # Header values that carry credentials (websockets logs request headers at DEBUG).
-    (re.compile(r"(?i)((?:authorization|cookie|sec-websocket-protocol):\s*)[^\r\n]*"), r"\1…"),
-    # Anything shaped like one of our credentials, wherever it appears.
-    (re.compile(r"\b(cak|cvt)_[A-Za-z0-9_-]{8,}"), r"\1_…"),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "eyJ…"),
-]
-
-
-def redact(text: str) -> str:
-    for pattern, replacement in _REDACTIONS:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-class RedactCredentials(logging.Filter):
-    """Third-party loggers (uvicorn, websockets) print what they see: upgrade URLs with a
-    viewer ticket in the query, request headers with a bearer credential. Those parts are
-    removed before anything renders the line. Our own code logs prefixes and ids only."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        if isinstance(record.args, tuple) and record.args:
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        return True
-
-
 def install_redaction() -> None:
     """Idempotent: attach the filter to the loggers that print what they receive."""
-    for name in ("uvicorn.error", "uvicorn.access", "uvicorn", "websockets.server"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactCredentials) for f in logger.filters):
-            logger.addFilter(RedactCredentials())
+    install_filter(("uvicorn.error", "uvicorn.access", "uvicorn", "websockets.server"))
