@@ -94,6 +94,8 @@ class Settings(DatabaseSettings):
     viewer_max_message_bytes: int = Field(default=64 * 1024, ge=1024)
     #: The relay sends a heartbeat this often; a peer silent for two periods is dropped.
     heartbeat_interval_seconds: float = Field(default=15.0, gt=0)
+    #: How long a connection may take to send its request headers (slowloris guard).
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
     #: How long a connecting agent or viewer may take to present its credential.
     auth_timeout_seconds: float = Field(default=10.0, gt=0)
     consent_timeout_seconds: float = Field(default=30.0, gt=0)

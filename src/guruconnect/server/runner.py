@@ -11,6 +11,7 @@ from guruconnect.server.app import create_app
 from guruconnect.server.config import Settings
 from guruconnect.server.db.engine import create_engine, migrate
 from guruconnect.server.log_setup import configure
+from guruconnect.server.transport_limits import http_protocol, ws_protocol
 
 
 class StartupError(Exception):
@@ -33,10 +34,13 @@ def uvicorn_config(
     options: dict[str, object] = {
         "host": settings.host,
         "port": settings.port,
-        "ws": "websockets-sansio",
+        # uvicorn's httptools and websockets-sansio protocols, with a deadline for request
+        # headers and a hard end for sockets whose peer stopped reading.
+        "http": http_protocol(settings.header_timeout_seconds),
+        "ws": ws_protocol({"/ws/viewer": settings.viewer_max_message_bytes}),
         # Frames are already compressed; deflate would only burn CPU.
         "ws_per_message_deflate": False,
-        # The agent plane's limit; the viewer plane's smaller one is enforced per message.
+        # The agent plane's limit; the viewer plane's smaller one is set per connection.
         "ws_max_size": max(settings.agent_max_message_bytes, settings.viewer_max_message_bytes),
         # uvicorn trusts X-Forwarded-For from 127.0.0.1 by default: trust no one unless
         # the operator names the proxies.

@@ -129,3 +129,21 @@ async def viewer_endpoint(ws: WebSocket) -> None:
         await viewer.peer.run(handle, heartbeat_interval=settings.heartbeat_interval_seconds)
     finally:
         await hub.viewer_left(viewer)
+        if viewer.peer.remote_close_code == CloseCode.MESSAGE_TOO_BIG:
+            # Refused by the WebSocket parser as it read (transport_limits), before
+            # ``handle`` could see it: audited here instead.
+            await hub.audit(
+                Event(
+                    "limit.message_too_big",
+                    tenant_id=viewer.tenant_id,
+                    session_id=viewer.session_id,
+                    user_id=viewer.user_id,
+                    actor=viewer.username,
+                    source_address=viewer.peer.source,
+                    detail={
+                        "plane": PLANE,
+                        "limit": settings.viewer_max_message_bytes,
+                        "close_code": int(CloseCode.MESSAGE_TOO_BIG),
+                    },
+                )
+            )

@@ -1,0 +1,99 @@
+"""uvicorn's protocols with the two limits they lack, for peers that stall on purpose.
+
+- **Request headers in time.** uvicorn arms no timer until a first response is sent: a
+  connection that sends half a request line (or nothing) and waits is kept for ever, and
+  a few thousand of them exhaust the process (slowloris). :func:`http_protocol` returns the
+  httptools protocol with a deadline from the connection (or from the first byte of a
+  keep-alive request) to the end of the headers.
+- **Each plane's message limit, while reading.** uvicorn has one ``ws_max_size`` (the
+  agent plane's 8 MiB); a viewer's 64 KiB limit checked by the app only after the whole
+  message was buffered let any viewer make the server hold 8 MiB. :func:`ws_protocol`
+  sets the limit per path as the handshake arrives, so the parser refuses (1009) as soon
+  as a message passes it.
+- **A WebSocket really ends.** When the app is done with a socket, uvicorn closes the
+  transport, and asyncio's ``close()`` first waits for the write buffer to drain: a peer
+  that stopped reading keeps it (and its file descriptor) for ever. :class:`RelayWebSocketProtocol`
+  aborts a transport still open a few seconds after the app returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+import structlog
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
+
+log = structlog.get_logger(__name__)
+
+#: After the app returned, how long a WebSocket transport may take to flush and close.
+ABORT_AFTER_SECONDS = 3.0
+
+
+def http_protocol(header_timeout: float) -> type[HttpToolsProtocol]:
+    """The httptools protocol, closing a connection whose request headers are not
+    complete ``header_timeout`` seconds after it opened (or its next request began)."""
+
+    class HeaderDeadlineProtocol(HttpToolsProtocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            if self._deadline is None:
+                self._deadline = self.loop.call_later(header_timeout, self._expired)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expired(self) -> None:
+            self._deadline = None
+            if not self.transport.is_closing():
+                log.info("request headers not complete in time; closing", client=self.client)
+                self.transport.abort()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeaderDeadlineProtocol
+
+
+def ws_protocol(message_limits: Mapping[str, int]) -> type[WebSocketsSansIOProtocol]:
+    """The websockets-sansio protocol with a message limit per path (others keep
+    uvicorn's ``ws_max_size``) and a hard end for sockets whose peer stopped reading."""
+
+    class PerPlaneLimits(RelayWebSocketProtocol):
+        def handle_connect(self, event: Request) -> None:
+            limit = message_limits.get(urlsplit(event.path).path)
+            if limit is not None:
+                self.conn.max_message_size = limit
+            super().handle_connect(event)
+
+    return PerPlaneLimits
+
+
+class RelayWebSocketProtocol(WebSocketsSansIOProtocol):
+    async def run_asgi(self) -> None:
+        await super().run_asgi()
+        self.loop.call_later(ABORT_AFTER_SECONDS, self._abort_if_open)
+
+    def _abort_if_open(self) -> None:
+        if not self.disconnected:
+            log.info("websocket did not close in time; aborting", client=self.client)
+            self.transport.abort()
