@@ -79,6 +79,11 @@ class Outbox:
         return self._shut
 
     @property
+    def backlog(self) -> int:
+        """Messages waiting, of either lane."""
+        return len(self._control) + len(self._video)
+
+    @property
     def video_backlog(self) -> int:
         return len(self._video)
 

@@ -46,6 +46,8 @@ class Peer:
         #: Set by the remote side closing (its close code), or None.
         self.remote_close_code: int | None = None
         self.on_caught_up: Callable[[], None] | None = None
+        self._loops: list[asyncio.Task[None]] = []
+        self._give_up: asyncio.TimerHandle | None = None
         self.connected_at = self.last_received = self.last_beat = time.monotonic()
 
     # -- sending (never blocks the caller) ------------------------------------------------
@@ -66,6 +68,17 @@ class Peer:
         self.close_code = code
         self.close_reason = reason(why)
         self.outbox.shut(flush=flush)
+        # A peer that stopped reading leaves the writer blocked in a send for ever, and
+        # the close frame can never go out: past the close handshake's time, the loops
+        # are stopped and the socket is dropped (the transport is aborted after that).
+        if self._loops:
+            self._give_up = asyncio.get_running_loop().call_later(
+                2 * CLOSE_TIMEOUT + 1, self._stop_loops
+            )
+
+    def _stop_loops(self) -> None:
+        for task in self._loops:
+            task.cancel()
 
     @property
     def closing(self) -> bool:
@@ -110,7 +123,8 @@ class Peer:
             await handle(data)
 
     async def _beat(self, interval: float) -> None:
-        """Send a heartbeat every ``interval``; close a peer silent for two of them.
+        """Send a heartbeat every ``interval``; close a peer silent for two of them, or
+        one whose writer has not moved for two of them with messages waiting.
 
         The watch lives here rather than as a timeout around every receive, which would
         arm and cancel a timer per frame on the hot path."""
@@ -119,6 +133,10 @@ class Peer:
             now = time.monotonic()
             if now - self.last_received > 2 * interval:
                 self.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout: peer silent")
+                return
+            if self.outbox.backlog and now - self.outbox.last_progress > 2 * interval:
+                # It talks but does not read: its writer has been stuck in one send.
+                self.close(CloseCode.RATE_LIMITED, "too slow: not reading its messages")
                 return
             if now - self.last_beat >= interval:
                 self.last_beat = now
@@ -129,18 +147,24 @@ class Peer:
         writer = asyncio.create_task(self._write(), name="ws-writer")
         reader = asyncio.create_task(self._read(handle), name="ws-reader")
         beat = asyncio.create_task(self._beat(heartbeat_interval), name="ws-heartbeat")
+        self._loops = [reader, writer]
+        if self.closing:  # closed before the loops started
+            self._give_up = asyncio.get_running_loop().call_later(
+                2 * CLOSE_TIMEOUT + 1, self._stop_loops
+            )
         try:
             done, _ = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if reader in done:
+            if reader in done and not reader.cancelled():
                 if (exc := reader.exception()) is not None:
                     log.exception("reader failed", exc_info=exc)
                     self.close(CloseCode.INTERNAL_ERROR, "internal error")
                 elif self.close_code is None:
                     self.outbox.shut()  # the remote side closed; stop writing
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(CLOSE_TIMEOUT + 1):
-                        await writer
+                # wait(), not await: the writer may have been stopped by _stop_loops.
+                await asyncio.wait({writer}, timeout=CLOSE_TIMEOUT + 1)
         finally:
+            if self._give_up is not None:
+                self._give_up.cancel()
             for task in (reader, writer, beat):
                 task.cancel()
             await asyncio.gather(reader, writer, beat, return_exceptions=True)
