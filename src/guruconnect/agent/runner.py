@@ -116,6 +116,7 @@ class Agent:
         #: resumed session is not asked again.
         self._allowed: set[str] = set()
         self._conn: AgentClient | None = None
+        self._displays: list[DisplayInfo] = []
         self.connections = 0
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -188,7 +189,7 @@ class Agent:
 
     async def _serve(self, conn: AgentClient) -> None:
         self.backoff.reset()
-        displays = await self.worker.displays()
+        displays = self._displays = await self.worker.displays()
         await conn.send(self._status(displays))
         await conn.send(DisplayList(displays=[d.message() for d in displays]))
         local = asyncio.create_task(self._local_events(conn), name="local-events")
@@ -431,6 +432,9 @@ class Agent:
         event = envelope.mouse_event
         streamer = session.streamer
         display = streamer.display if streamer is not None else None
+        if display is None:  # no frame captured yet: the display the stream will show
+            wanted = streamer.display_id if streamer is not None else 1
+            display = next((d for d in self._displays if d.id == wanted), None)
         if display is None:
             return
         if event.display_id not in (0, display.id):
