@@ -346,11 +346,13 @@ def test_denial_ends_the_request_and_nothing_is_sent(
             ):
                 assert envelope.session_state.reason == "consent_denied"
                 break
-        assert "video_frame" not in kinds and "cursor_position" not in kinds
+        assert "video_frame" not in kinds
+        assert "cursor_position" not in kinds
         session = await api._call("GET", f"/api/sessions/{session_id}")
         assert session["state"] == "ended"
         denied = await asyncio.to_thread(relay.events, "consent.denied")
-        assert len(denied) == 1 and "denied by the local user" in str(denied[0].detail)
+        assert len(denied) == 1
+        assert "denied by the local user" in str(denied[0].detail)
         await viewer.close()
         await api.aclose()
 
@@ -380,7 +382,8 @@ def test_agent_comes_back_after_the_server_restarts(
         machine_id = await wait_online(api, timeout=30)
         _session_id, viewer = await open_session(api, machine_id)
         frame = await viewer.expect("video_frame", timeout=15)
-        assert frame.width == SCREEN[0] and frame.height == SCREEN[1]
+        assert frame.width == SCREEN[0]
+        assert frame.height == SCREEN[1]
         await viewer.close()
         await api.aclose()
 

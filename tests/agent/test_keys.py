@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
@@ -84,9 +83,9 @@ def test_plain_keys_follow_the_kernels_identity_for_set_1() -> None:
 
 
 @pytest.fixture(scope="module")
-def us_keymap(xserver: XServer) -> Iterator[XServer]:
+def us_keymap(xserver: XServer) -> XServer:
     xserver.run("setxkbmap", "us")
-    yield xserver
+    return xserver
 
 
 @pytest.mark.parametrize("key", keytable.KEYS, ids=lambda key: key.code)
@@ -107,7 +106,7 @@ def test_row(key: keytable.Key, us_keymap: XServer) -> None:
         text=True,
         check=True,
     ).stdout
-    line = next(l for l in output.splitlines() if l.split()[1] == str(key.evdev + 8))
+    line = next(row for row in output.splitlines() if row.split()[1] == str(key.evdev + 8))
     keysyms = line.split("=", 1)[1].split()
     assert keysyms, f"keycode {key.evdev + 8} is unbound"
     assert keysyms[0] == expected, f"{key.code}: keycode {key.evdev + 8} is {keysyms[0]}"

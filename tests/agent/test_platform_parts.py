@@ -70,7 +70,8 @@ def test_absolute_coordinates_span_0_to_65535_over_the_virtual_desktop() -> None
     right = windows.move_input(1919, 1079, desktop).u.mi
     assert (left.dx, left.dy, right.dx, right.dy) == (0, 0, 65535, 65535)
     middle = windows.move_input(0, 540, desktop).u.mi
-    assert abs(middle.dx - 32768) <= 9 and abs(middle.dy - 32768) <= 31
+    assert abs(middle.dx - 32768) <= 9
+    assert abs(middle.dy - 32768) <= 31
     assert left.dwFlags & windows.MOUSEEVENTF_VIRTUALDESK
 
 
@@ -78,7 +79,8 @@ def test_buttons_and_wheel() -> None:
     back = windows.button_input(MouseButton.MOUSE_BUTTON_BACK, True).u.mi
     assert (back.dwFlags, back.mouseData) == (windows.MOUSEEVENTF_XDOWN, windows.XBUTTON1)
     wheel = windows.wheel_inputs(dx=0, dy=-2)
-    assert len(wheel) == 1 and wheel[0].u.mi.mouseData == (-240) & 0xFFFFFFFF
+    assert len(wheel) == 1
+    assert wheel[0].u.mi.mouseData == (-240) & 0xFFFFFFFF
     assert windows.wheel_inputs(0, 0) == []
 
 
@@ -138,6 +140,7 @@ def test_install_writes_a_private_key_file_and_a_unit_without_the_key(tmp_path: 
     unit = spec.unit_file.read_text()
     assert "cak_secret_value" not in unit
     assert f"--key-file {spec.key_file}" in unit
-    assert "User=alice" in unit and "Environment=XAUTHORITY=/home/alice/.Xauthority" in unit
+    assert "User=alice" in unit
+    assert "Environment=XAUTHORITY=/home/alice/.Xauthority" in unit
     assert f"RestartPreventExitStatus={EXIT_REFUSED}" in unit
     assert "--unattended" not in unit

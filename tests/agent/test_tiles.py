@@ -64,7 +64,9 @@ def test_an_unchanged_frame_sends_nothing_and_a_change_sends_only_its_tiles() ->
         (4, 10),
     }
     encoded = encoder.encode()
-    assert encoded is not None and not encoded.keyframe and encoded.tiles == 4
+    assert encoded is not None
+    assert not encoded.keyframe
+    assert encoded.tiles == 4
     edge = next(t for t in encoded.messages[0].tiles if t.y == 16 * TILE)
     assert (edge.x, edge.width, edge.height) == (29 * TILE, 1920 - 29 * TILE, 1080 - 16 * TILE)
     for message in encoded.messages:
@@ -98,7 +100,8 @@ def test_a_big_keyframe_is_split_under_the_message_limit(monkeypatch: pytest.Mon
     noise = np.random.default_rng(3).integers(0, 256, (480, 640, 4), dtype=np.uint8)
     encoder.load(noise)
     encoded = encoder.encode()
-    assert encoded is not None and len(encoded.messages) > 1
+    assert encoded is not None
+    assert len(encoded.messages) > 1
     assert [m.keyframe for m in encoded.messages] == [True] + [False] * (len(encoded.messages) - 1)
     assert len({m.frame_number for m in encoded.messages}) == 1
     for message in encoded.messages:
