@@ -93,6 +93,7 @@ async def picture_until(
     done: Callable[[], bool],
     timeout: float = 20,
     on_frame: Callable[[Any], None] | None = None,
+    others: list[Any] | None = None,
 ) -> None:
     deadline = time.monotonic() + timeout
     while not (decoder.frames and done()):
@@ -109,9 +110,13 @@ async def picture_until(
             decoder.apply(envelope.video_frame)
             if on_frame is not None:
                 on_frame(envelope.video_frame)
+        elif others is not None:
+            others.append(envelope)
 
 
-async def quiet(viewer: ViewerClient, decoder: TileDecoder, seconds: float) -> None:
+async def quiet(
+    viewer: ViewerClient, decoder: TileDecoder, seconds: float, others: list[Any] | None = None
+) -> None:
     """Apply frames until none has come for ``seconds``."""
     while True:
         try:
@@ -120,6 +125,8 @@ async def quiet(viewer: ViewerClient, decoder: TileDecoder, seconds: float) -> N
             return
         if envelope.HasField("video_frame"):
             decoder.apply(envelope.video_frame)
+        elif others is not None:
+            others.append(envelope)
 
 
 @pytest.fixture
@@ -163,14 +170,23 @@ def test_screen_arrives_bit_for_bit_and_updates_send_only_changed_tiles(
         )
         _session_id, viewer = await open_session(api, machine_id)
         decoder = TileDecoder()
+        others: list[Any] = []
         await picture_until(
-            viewer, decoder, lambda: np.array_equal(decoder.rgb(), background), timeout=20
+            viewer,
+            decoder,
+            lambda: np.array_equal(decoder.rgb(), background),
+            timeout=20,
+            others=others,
         )
         # Independently of the agent: the X server's own pixels, alpha byte and all.
         assert np.array_equal(decoder.picture, xserver.screenshot())
 
         # Let the keyframes asked for at the session's start go by: then the screen is still.
-        await quiet(viewer, decoder, 1.0)
+        await quiet(viewer, decoder, 1.0, others)
+        # The cursor travels on its own, not burned into the picture.
+        shape = next(e.cursor_shape for e in others if e.HasField("cursor_shape"))
+        assert shape.width > 0
+        assert len(shape.bgra) == shape.width * shape.height * 4
 
         # A 40x40 change at (500, 500) touches tiles (448|512) x (448|512): four of them.
         patch = np.full((40, 40, 3), (250, 10, 120), np.uint8)
@@ -189,6 +205,12 @@ def test_screen_arrives_bit_for_bit_and_updates_send_only_changed_tiles(
         )
         assert decoder.frames > frames_before
         assert set(seen) == {(448, 448), (512, 448), (448, 512), (512, 512)}
+        xserver.run("xdotool", "mousemove", "321", "123")
+        while True:
+            envelope = await viewer.recv(10)
+            if envelope.HasField("cursor_position") and envelope.cursor_position.x == 321:
+                assert (envelope.cursor_position.y, envelope.cursor_position.visible) == (123, True)
+                break
         await viewer.close()
         await api.aclose()
         assert agent.process.poll() is None, agent.log()

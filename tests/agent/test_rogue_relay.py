@@ -8,10 +8,12 @@ agent runs in-process with a recording injector and a synthetic screen.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pytest
 import pytest_asyncio
 from websockets.asyncio.server import ServerConnection, serve
@@ -98,7 +100,10 @@ async def rogue() -> AsyncIterator[RogueRelay]:
         await agents.put(ws)
         await done.wait()
 
-    async with serve(handler, "127.0.0.1", 0, compression=None, max_size=None) as server:
+    # max_queue=1: when the test stops reading, so does the socket (a relay holding back).
+    async with serve(
+        handler, "127.0.0.1", 0, compression=None, max_size=None, max_queue=1
+    ) as server:
         port = server.sockets[0].getsockname()[1]
         yield RogueRelay(f"ws://127.0.0.1:{port}", agents)
         done.set()
@@ -235,4 +240,64 @@ async def test_display_switch_changes_the_picture_and_where_clicks_land(
     assert (frame.display_id, frame.width, frame.height) == (0, 192, 64)
     moves = [e for e in recorder.events if e[0] == "move"]
     assert moves == [("move", 133, 5), ("move", 191, 31)]
+    await stop(task)
+
+
+class BusyScreen(StillScreen):
+    """Every grab is new noise: each frame is ~3 MB that zstd cannot shrink."""
+
+    def __init__(self) -> None:
+        self.grabs = 0
+        self._rng = np.random.default_rng(1)
+
+    def displays(self) -> list[DisplayInfo]:
+        return [DisplayInfo(1, 0, 0, 1024, 768, True)]
+
+    def grab(self, display: DisplayInfo, into: Frame) -> None:
+        self.grabs += 1
+        into[...] = self._rng.integers(0, 256, into.shape, dtype=np.uint8)
+
+
+@pytest.mark.asyncio
+async def test_a_relay_that_stops_reading_holds_the_agent_back(rogue: RogueRelay) -> None:
+    screen = BusyScreen()
+    agent = Agent(
+        AgentConfig(server=rogue.url, key="cak_x", unattended=True, desktop_ui=False, fps=30),
+        capturer=lambda: screen,
+        cursor=NoCursor,
+        injector=Recorder,
+    )
+    task = asyncio.create_task(agent.run())
+    ws = await asyncio.wait_for(rogue.agents.get(), 10)
+    await ws.send(encode(SessionRequest(session_id="s", scope=Scope.SCOPE_VIEW)))
+    await until(ws, "video_frame")
+    # Stop reading for two seconds: at 30 fps that would be 60 frames (180 MB) queued.
+    before = screen.grabs
+    await asyncio.sleep(2.0)
+    stalled = screen.grabs - before
+    assert stalled <= 8, f"{stalled} frames captured while nobody read"
+    # Reading again, frames flow again.
+    for _ in range(5):
+        await until(ws, "video_frame")
+    assert screen.grabs > before + stalled
+    await stop(task)
+
+
+@pytest.mark.asyncio
+async def test_a_still_screen_sends_a_keyframe_now_and_then(rogue: RogueRelay) -> None:
+    agent = Agent(
+        AgentConfig(
+            server=rogue.url, key="cak_x", unattended=True, desktop_ui=False, keyframe_interval=0.3
+        ),
+        capturer=StillScreen,
+        cursor=NoCursor,
+        injector=Recorder,
+    )
+    task = asyncio.create_task(agent.run())
+    ws = await asyncio.wait_for(rogue.agents.get(), 10)
+    await ws.send(encode(SessionRequest(session_id="s", scope=Scope.SCOPE_VIEW)))
+    frames = [await until(ws, "video_frame") for _ in range(3)]
+    assert all(f.keyframe and len(f.tiles) == 2 for f in frames)  # 128x64: two tiles
+    gaps = [b.timestamp_us - a.timestamp_us for a, b in itertools.pairwise(frames)]
+    assert all(250_000 <= gap <= 1_500_000 for gap in gaps), gaps
     await stop(task)
