@@ -122,3 +122,34 @@ async def test_encoded_slash_reaches_no_route(relay: Relay, admin_api: ApiClient
         await Connection.open(
             ws_base(relay.url) + "/ws%2Fagent", headers={"Authorization": f"Bearer {key}"}
         )
+
+
+# -- found by the database-outage test and the load run --------------------------------------
+
+
+async def test_repeated_agent_status_is_not_a_write_each(
+    relay: Relay, admin_api: ApiClient
+) -> None:
+    """Every AgentStatus was an UPDATE of the machine row: an agent could turn its socket
+    into a database write loop (and a database outage into a 1011 for the agent)."""
+    from sqlalchemy import event
+
+    engine = relay.server.app.state.guruconnect.engine.sync_engine
+    updates: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE MACHINES"):
+            updates.append(statement)
+
+    key = await admin_api.issue_agent_key("chatty")
+    agent = await AgentClient.connect(relay.url, key=key["key"])
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for _ in range(50):
+            await agent.send(AgentStatus(hostname="same", os="Linux", agent_version="1"))
+        await agent.send(AgentStatus(hostname="changed", os="Linux", agent_version="1"))
+        await eventually(lambda: _machine(relay, agent.auth.machine_id, "changed"))
+        assert len(updates) == 2, updates  # the first status, and the change
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+        await agent.close()

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.websockets import WebSocket
 
 from guruconnect.protocol import AuthResult, ClipboardText, Heartbeat, decode, encode
@@ -285,14 +286,7 @@ async def _control(state: AppState, agent: AgentPeer, kind: str, data: bytes) ->
         agent.encoders = list(status.encoders) or agent.encoders
         agent.displays = list(status.displays)
         agent.user_name = status.user_name[:100]
-        async with state.engine.begin() as conn:
-            await machines.update_status(
-                conn,
-                agent.machine_id,
-                hostname=status.hostname,
-                os=status.os,
-                agent_version=status.agent_version,
-            )
+        await _store_status(state, agent, status.hostname, status.os, status.agent_version)
         hub.agent_status_changed(agent)
     elif kind == "consent_response":
         answer = decode(data).consent_response
@@ -320,6 +314,28 @@ async def _control(state: AppState, agent: AgentPeer, kind: str, data: bytes) ->
         agent.peer.close(CloseCode.NORMAL, "agent left")
     elif kind == "agent_hello":
         agent.peer.close(CloseCode.PROTOCOL_ERROR, "already authenticated")
+
+
+async def _store_status(
+    state: AppState, agent: AgentPeer, hostname: str, os: str, agent_version: str
+) -> None:
+    """Write what the agent says about its machine, when that changed: an agent may send
+    status as often as it likes without a database write each time, and a database that is
+    away costs the agent nothing (the next change, or reconnect, writes it)."""
+    reported = (hostname, os, agent_version)
+    if reported == agent.stored_status:
+        return
+    try:
+        async with state.engine.begin() as conn:
+            await machines.update_status(
+                conn, agent.machine_id, hostname=hostname, os=os, agent_version=agent_version
+            )
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning(
+            "could not store agent status", machine_id=str(agent.machine_id), error=repr(exc)
+        )
+        return
+    agent.stored_status = reported
 
 
 async def _disconnected(state: AppState, agent: AgentPeer) -> None:

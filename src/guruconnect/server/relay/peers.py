@@ -182,6 +182,8 @@ class AgentPeer:
     encoders: list[Codec] = field(default_factory=lambda: [Codec.CODEC_RAW_ZSTD])
     displays: list[Display] = field(default_factory=list)
     user_name: str = ""
+    #: (hostname, os, version) as last written to the machine's row.
+    stored_status: tuple[str, str, str] | None = None
 
 
 @dataclass(eq=False)
