@@ -57,6 +57,11 @@ schema-long: setup
 	GURUCONNECT_SCHEMA_EXAMPLES=$(SCHEMA_EXAMPLES) scripts/run-tests.sh -p no:timeout \
 		tests/security/test_api_schema.py
 
+# One node under load: 500 idle agents, 10 streaming sessions, abusers alongside (CI runs
+# 50 agents and 2 sessions in tests/security/test_load.py).
+load: setup
+	$(PY) bench/load.py --agents 500 --sessions 10 --seconds 20
+
 # Regenerate the wire-format module from proto/guruconnect.proto (commit the result).
 proto: setup
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=src/guruconnect/protocol \

@@ -20,10 +20,10 @@ from sqlalchemy import select
 
 from guruconnect.client import ApiClient, ViewerClient
 from guruconnect.server import admin
+from guruconnect.server.background import ServerProcess
 from guruconnect.server.db.schema import session_events
 from tests.agent.conftest import AgentProcess, start_agent, xserver
 from tests.conftest import FAST_ARGON2, JWT_SECRET, PASSWORD, Database, make_settings
-from tests.security.processes import ServerProcess
 
 __all__ = ["start_agent", "xserver"]
 
@@ -43,7 +43,7 @@ def server_env(database: Database) -> dict[str, str]:
 
 @pytest.fixture
 def server_process(database: Database, tmp_path: Path) -> Iterator[ServerProcess]:
-    server = ServerProcess(server_env(database), tmp_path / "server.log")
+    server = ServerProcess(server_env(database), tmp_path / "server.log", cwd=tmp_path)
     yield server
     server.stop()
 
