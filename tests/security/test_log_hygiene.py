@@ -9,17 +9,19 @@ key, the viewer ticket or the support code in any spelling.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from guruconnect.client import AgentClient, ApiClient, ViewerClient
 from guruconnect.protocol import ChatMessage
+from tests.agent.conftest import AgentProcess, start_agent, xserver
 from tests.conftest import PASSWORD
 from tests.relay.conftest import Relay, events_of, eventually
 
-pytestmark = pytest.mark.asyncio
+__all__ = ["start_agent", "xserver"]
 
 
 class Everything(logging.Handler):
@@ -54,6 +56,7 @@ def everything() -> Iterator[Everything]:
     root.removeHandler(handler)
 
 
+@pytest.mark.asyncio
 async def test_no_credential_in_any_log_line(
     relay: Relay, admin_api: ApiClient, everything: Everything
 ) -> None:
@@ -111,3 +114,40 @@ async def test_no_credential_in_any_log_line(
             assert secret not in line, f"{what} in a log line: {line[:300]}"
     # Prefixes and ids are what the logs carry instead.
     assert any(key[:16] in line for line in lines)
+
+
+def test_real_agent_logs_no_credential(
+    relay: Relay, start_agent: Callable[..., AgentProcess], everything: Everything
+) -> None:
+    """The agent process at DEBUG, with a key and with a support code: its own log (and
+    the server's) carries neither."""
+
+    async def issue() -> tuple[str, str]:
+        api = await relay.api()
+        try:
+            key = (await api.issue_agent_key("real-agent"))["key"]
+            code = (await api.create_support_code())["code"]
+        finally:
+            await api.aclose()
+        return key, code
+
+    key, code = asyncio.run(issue())
+    with_key = start_agent(relay.url, key=key, extra=("--no-windows",))
+    with_code = start_agent(relay.url, code=code, extra=("--no-windows",))
+
+    async def both_connected() -> bool:
+        rows = await events_of(relay.server, "agent.connected")
+        return len(rows) >= 2
+
+    asyncio.run(eventually(both_connected, timeout=30))
+    asyncio.run(eventually(lambda: events_of(relay.server, "support_code.redeemed")))
+    with_code.stop()
+    with_key.stop()
+    agent_log = with_key.log() + with_code.log()
+    assert "connected" in agent_log  # the logs were really written
+    assert "BINARY [" in agent_log  # at DEBUG, with websockets frame previews (summarised)
+    secrets = {"key": key, "key secret": key[16:], "code": code, "plain": code.replace("-", "")}
+    for what, secret in secrets.items():
+        assert secret not in agent_log, f"{what} in the agent's log"
+        for line in everything.lines:
+            assert secret not in line, f"{what} in the server's log: {line[:300]}"
