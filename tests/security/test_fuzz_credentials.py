@@ -50,7 +50,7 @@ near_credentials = st.one_of(
 )
 
 
-@budget(3000)
+@budget(1500)
 @given(text=near_credentials)
 def test_credential_parsers_never_raise_and_never_overlap(text: str) -> None:
     kind = fmt.classify(text)

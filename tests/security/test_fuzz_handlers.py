@@ -174,7 +174,7 @@ def test_agent_plane_handlers(
     relay_factory: Callable[..., Relay], server_errors: ServerErrors
 ) -> None:
     relay = relay_factory(**FUZZ_SETTINGS)
-    outcomes = run_fuzz(relay, server_errors, Plane.AGENT, 150)
+    outcomes = run_fuzz(relay, server_errors, Plane.AGENT, 100)
     # The fuzzer reached both sides of the handlers: accepted and refused messages.
     assert outcomes.get(None, 0) > 0
     assert any(code in outcomes for code in REFUSALS)
@@ -184,6 +184,6 @@ def test_viewer_plane_handlers(
     relay_factory: Callable[..., Relay], server_errors: ServerErrors
 ) -> None:
     relay = relay_factory(**FUZZ_SETTINGS)
-    outcomes = run_fuzz(relay, server_errors, Plane.VIEWER, 150)
+    outcomes = run_fuzz(relay, server_errors, Plane.VIEWER, 100)
     assert outcomes.get(None, 0) > 0
     assert any(code in outcomes for code in REFUSALS)

@@ -116,6 +116,7 @@ async def test_no_credential_in_any_log_line(
     assert any(key[:16] in line for line in lines)
 
 
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # logging, not storage
 def test_real_agent_logs_no_credential(
     relay: Relay, start_agent: Callable[..., AgentProcess], everything: Everything
 ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -88,7 +89,10 @@ def test_forwarded_headers_from_a_stranger_change_nothing(
             await ws.wait_closed()
 
     asyncio.run(agent_with_forged_address())
-    refused = server.events("agent.auth_failed")
+    # The refusal is audited just after the close: wait for the row.
+    deadline = time.monotonic() + 5
+    while not (refused := server.events("agent.auth_failed")) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert [e.source_address for e in refused] == [STRANGER]
 
 

@@ -29,7 +29,11 @@ from guruconnect.server.db.schema import (
 from tests.relay.conftest import Relay
 from tests.security.test_tenant_isolation import _tenant_b
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [
+    pytest.mark.asyncio,
+    # Routing does not depend on the database; the tenant checks run on both elsewhere.
+    pytest.mark.parametrize("database", ["sqlite"], indirect=True),
+]
 
 METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
 LEFTOVERS = [
