@@ -20,6 +20,7 @@ import pytest
 from guruconnect.client import ApiClient, ViewerClient
 from guruconnect.client.screen import TileDecoder
 from guruconnect.protocol import (
+    Codec,
     ChatMessage,
     KeyEvent,
     MouseButton,
@@ -107,6 +108,8 @@ async def picture_until(
         except TimeoutError:
             continue
         if envelope.HasField("video_frame"):
+            if envelope.video_frame.codec != Codec.CODEC_RAW_ZSTD:
+                continue  # sent before the relay told the agent what this viewer decodes
             decoder.apply(envelope.video_frame)
             if on_frame is not None:
                 on_frame(envelope.video_frame)
