@@ -20,8 +20,8 @@ import pytest
 from guruconnect.client import ApiClient, ViewerClient
 from guruconnect.client.screen import TileDecoder
 from guruconnect.protocol import (
-    Codec,
     ChatMessage,
+    Codec,
     KeyEvent,
     MouseButton,
     MouseEvent,
