@@ -22,8 +22,9 @@ def negotiate(agent_encoders: Iterable[Codec], viewer_decoders: Iterable[Iterabl
 
     With no viewers, :data:`FALLBACK`: nobody watches yet, and whoever joins first can
     decode it, so the first frames a viewer gets are never in a codec it lacks (the session
-    moves up to H.264 once the viewers have said they decode it). ``CODEC_UNSPECIFIED`` and values this build does
-    not know (a newer peer's) are ignored; :data:`FALLBACK` when nothing else is common.
+    moves up to H.264 once the viewers have said they decode it). ``CODEC_UNSPECIFIED``
+    and values this build does not know (a newer peer's) are ignored; :data:`FALLBACK`
+    when nothing else is common.
     """
     common = set(PREFERENCE).intersection(agent_encoders)
     anyone = False
