@@ -23,9 +23,11 @@ from guruconnect.agent.capture.cursor import NoCursor
 from guruconnect.agent.runner import Agent, AgentConfig
 from guruconnect.protocol import (
     AuthResult,
+    Codec,
     ConsentRequest,
     DisplaySwitch,
     KeyEvent,
+    KeyframeRequest,
     MouseButton,
     MouseEvent,
     Scope,
@@ -300,4 +302,108 @@ async def test_a_still_screen_sends_a_keyframe_now_and_then(rogue: RogueRelay) -
     assert all(f.keyframe and len(f.tiles) == 2 for f in frames)  # 128x64: two tiles
     gaps = [b.timestamp_us - a.timestamp_us for a, b in itertools.pairwise(frames)]
     assert all(250_000 <= gap <= 1_500_000 for gap in gaps), gaps
+    await stop(task)
+
+
+class WideDesktop(StillScreen):
+    """Display 1 is ordinary; the whole desktop is wider than H.264 allows (17000 px, as
+    five 4K monitors side by side would be)."""
+
+    def displays(self) -> list[DisplayInfo]:
+        return [DisplayInfo(1, 0, 0, 320, 192, True)]
+
+    def bounds(self) -> DisplayInfo:
+        return DisplayInfo(0, 0, 0, 17000, 64)
+
+
+@pytest.mark.asyncio
+async def test_h264_failing_mid_session_falls_back_to_raw_and_the_session_goes_on(
+    rogue: RogueRelay,
+) -> None:
+    agent = Agent(
+        AgentConfig(server=rogue.url, key="cak_x", unattended=True, desktop_ui=False),
+        capturer=WideDesktop,
+        cursor=NoCursor,
+        injector=Recorder,
+    )
+    task = asyncio.create_task(agent.run())
+    ws = await asyncio.wait_for(rogue.agents.get(), 10)
+    status = await until(ws, "agent_status")
+    assert list(status.encoders) == [Codec.CODEC_H264, Codec.CODEC_RAW_ZSTD]
+    await ws.send(
+        encode(SessionRequest(session_id="s", scope=Scope.SCOPE_VIEW, codecs=[Codec.CODEC_H264]))
+    )
+    assert (await until(ws, "session_response")).codec == Codec.CODEC_H264
+    frame = await until(ws, "video_frame")
+    assert (frame.codec, frame.keyframe, frame.width) == (Codec.CODEC_H264, True, 320)
+    assert frame.data.startswith(b"\x00\x00\x00\x01")  # Annex B
+
+    await ws.send(encode(DisplaySwitch(all=True)))  # no H.264 encoder opens that wide
+    while (frame := await until(ws, "video_frame")).width != 17000:
+        pass
+    assert (frame.codec, frame.keyframe) == (Codec.CODEC_RAW_ZSTD, True)
+    assert agent.session is not None
+    assert agent.session.task is not None
+    assert not agent.session.task.done()
+    await stop(task)
+
+
+@pytest.mark.asyncio
+async def test_no_h264_encoder_means_raw_only(rogue: RogueRelay) -> None:
+    agent = Agent(
+        AgentConfig(
+            server=rogue.url,
+            key="cak_x",
+            unattended=True,
+            desktop_ui=False,
+            h264_encoders=("h264_nvenc", "h264_qsv"),  # present in the wheel, absent here
+        ),
+        capturer=StillScreen,
+        cursor=NoCursor,
+        injector=Recorder,
+    )
+    task = asyncio.create_task(agent.run())
+    ws = await asyncio.wait_for(rogue.agents.get(), 10)
+    assert list((await until(ws, "agent_status")).encoders) == [Codec.CODEC_RAW_ZSTD]
+    # Even a relay that asks for H.264 gets raw tiles.
+    await ws.send(
+        encode(SessionRequest(session_id="s", scope=Scope.SCOPE_VIEW, codecs=[Codec.CODEC_H264]))
+    )
+    assert (await until(ws, "session_response")).codec == Codec.CODEC_RAW_ZSTD
+    assert (await until(ws, "video_frame")).codec == Codec.CODEC_RAW_ZSTD
+    await stop(task)
+
+
+@pytest.mark.asyncio
+async def test_dropped_frames_lower_the_rate_and_open_a_smaller_encoder(
+    rogue: RogueRelay,
+) -> None:
+    screen = BusyScreen()
+    agent = Agent(
+        AgentConfig(
+            server=rogue.url, key="cak_x", unattended=True, desktop_ui=False, max_rate_kbps=8000
+        ),
+        capturer=lambda: screen,
+        cursor=NoCursor,
+        injector=Recorder,
+    )
+    task = asyncio.create_task(agent.run())
+    ws = await asyncio.wait_for(rogue.agents.get(), 10)
+    await ws.send(
+        encode(SessionRequest(session_id="s", scope=Scope.SCOPE_VIEW, codecs=[Codec.CODEC_H264]))
+    )
+    await until(ws, "video_frame")
+    assert agent.session is not None
+    assert agent.session.streamer is not None
+    streamer = agent.session.streamer
+    await ws.send(encode(KeyframeRequest(session_id="s", dropped_frames=12)))
+    await ws.send(encode(KeyframeRequest(session_id="s", dropped_frames=5)))
+    keyframe = await until(ws, "video_frame")
+    while not keyframe.keyframe:
+        keyframe = await until(ws, "video_frame")
+    assert streamer.rate.congestions >= 2
+    assert streamer.rate.rate_kbps <= 8000 * 0.6 * 0.6 + 1
+    assert streamer.rate.fps < 30
+    assert streamer._h264 is not None
+    assert streamer._h264.max_rate_kbps == streamer.rate.rate_kbps
     await stop(task)

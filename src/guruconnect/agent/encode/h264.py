@@ -14,8 +14,9 @@ and the stream's VUI says exactly that (matrix, primaries, transfer, range), so 
 that honour the VUI (PyAV, Chromium's WebCodecs) convert back with the same matrix. An
 unsignalled stream is what made a flat (200, 0, 0) come back as (217, 19, 0).
 
-Rate control is capped CRF: quality-driven, with a maximum rate (VBV) that
-``set_max_rate`` moves at run time (libx264 reconfigures without a new keyframe).
+Rate control is capped CRF: quality-driven, with a maximum rate (VBV). PyAV cannot move
+the cap of an open encoder (``rc_max_rate`` is read-only there), so the streamer opens a
+new encoder when the cap must move far (a keyframe under the new cap).
 """
 
 from __future__ import annotations
@@ -131,13 +132,6 @@ class H264Encoder:
         if (self.coded_width, self.coded_height) != (width, height):
             self._padded = np.zeros((self.coded_height, self.coded_width, 4), np.uint8)
         self.frames = 0
-
-    def set_max_rate(self, kbps: int) -> None:
-        """Move the rate cap; libx264 picks it up at the next frame."""
-        self.max_rate_kbps = kbps
-        self._context.bit_rate = kbps * 1000
-        with contextlib.suppress(Exception):
-            self._context.rc_max_rate = kbps * 1000
 
     def encode(self, bgra: Frame, *, keyframe: bool = False, pts_us: int = 0) -> EncodedPicture:
         """Encode one BGRA frame; returns the access unit (may be empty while the encoder
