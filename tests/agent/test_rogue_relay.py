@@ -407,3 +407,35 @@ async def test_dropped_frames_lower_the_rate_and_open_a_smaller_encoder(
     assert streamer._h264 is not None
     assert streamer._h264.max_rate_kbps == streamer.rate.rate_kbps
     await stop(task)
+
+
+@pytest.mark.asyncio
+async def test_a_relay_that_goes_silent_is_left_and_reconnected() -> None:
+    """A dead link does not always close the socket: three heartbeat periods of silence
+    and the agent connects again."""
+    connections: asyncio.Queue[ServerConnection] = asyncio.Queue()
+    done = asyncio.Event()
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(encode(AuthResult(ok=True, machine_id="m", heartbeat_interval_s=1)))
+        await connections.put(ws)
+        await done.wait()  # never a heartbeat, never a close
+
+    async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        agent = Agent(
+            AgentConfig(server=f"ws://127.0.0.1:{port}", key="cak_x", desktop_ui=False),
+            capturer=StillScreen,
+            cursor=NoCursor,
+            injector=Recorder,
+        )
+        agent.backoff.base = 0.1
+        task = asyncio.create_task(agent.run())
+        first = await asyncio.wait_for(connections.get(), 10)
+        started = asyncio.get_running_loop().time()
+        second = await asyncio.wait_for(connections.get(), 10)
+        waited = asyncio.get_running_loop().time() - started
+        assert 2.5 < waited < 6, waited
+        assert first is not second
+        done.set()
+        await stop(task)
