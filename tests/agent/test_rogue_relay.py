@@ -439,3 +439,47 @@ async def test_a_relay_that_goes_silent_is_left_and_reconnected() -> None:
         assert first is not second
         done.set()
         await stop(task)
+
+
+@pytest.mark.asyncio
+async def test_a_session_the_relay_does_not_offer_again_after_a_reconnect_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from guruconnect.agent import runner
+
+    monkeypatch.setattr(runner, "RESUME_WAIT_SECONDS", 0.5)
+    connections: asyncio.Queue[ServerConnection] = asyncio.Queue()
+    done = asyncio.Event()
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(encode(AuthResult(ok=True, machine_id="m")))
+        await connections.put(ws)
+        await done.wait()
+
+    async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        recorder = Recorder()
+        agent = Agent(
+            AgentConfig(
+                server=f"ws://127.0.0.1:{port}", key="cak_x", unattended=True, desktop_ui=False
+            ),
+            capturer=StillScreen,
+            cursor=NoCursor,
+            injector=lambda: recorder,
+        )
+        agent.backoff.base = 0.1
+        task = asyncio.create_task(agent.run())
+        first = await asyncio.wait_for(connections.get(), 10)
+        await first.send(encode(SessionRequest(session_id="s", scope=Scope.SCOPE_CONTROL)))
+        await until(first, "video_frame")
+        await first.close()  # the link drops; the session is paused, not ended
+        second = await asyncio.wait_for(connections.get(), 10)
+        assert agent.session is not None
+        assert agent.session.id == "s"
+        await asyncio.sleep(1.0)  # the relay never offers "s" again
+        assert agent.session is None
+        await second.send(encode(KeyEvent(scan_code=0x1E, down=True)))
+        await asyncio.sleep(0.2)
+        assert [e for e in recorder.events if e[0] == "key"] == []
+        done.set()
+        await stop(task)
