@@ -8,9 +8,6 @@ not read from the table, so a wrong row fails.
 
 from __future__ import annotations
 
-import os
-import subprocess
-
 import pytest
 
 from guruconnect.protocol import keys as keytable
@@ -83,13 +80,18 @@ def test_plain_keys_follow_the_kernels_identity_for_set_1() -> None:
 
 
 @pytest.fixture(scope="module")
-def us_keymap(xserver: XServer) -> XServer:
+def us_keymap(xserver: XServer) -> dict[int, list[str]]:
+    """keycode -> keysym names of a real X server with the US layout (xmodmap -pke)."""
     xserver.run("setxkbmap", "us")
-    return xserver
+    keymap: dict[int, list[str]] = {}
+    for line in xserver.run("xmodmap", "-pke").splitlines():
+        head, _, keysyms = line.partition("=")
+        keymap[int(head.split()[1])] = keysyms.split()
+    return keymap
 
 
 @pytest.mark.parametrize("key", keytable.KEYS, ids=lambda key: key.code)
-def test_row(key: keytable.Key, us_keymap: XServer) -> None:
+def test_row(key: keytable.Key, us_keymap: dict[int, list[str]]) -> None:
     # Round trip: what the browser sends for this key is what the agent looks up.
     scan, extended = keytable.browser_table()[key.code]
     assert keytable.lookup(int(scan), bool(extended)) is key
@@ -99,15 +101,7 @@ def test_row(key: keytable.Key, us_keymap: XServer) -> None:
     if expected is None:
         assert key.evdev == KERNEL_CODES[key.code]
         return
-    output = subprocess.run(
-        ["xmodmap", "-pke"],
-        env={**os.environ, "DISPLAY": us_keymap.display},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    line = next(row for row in output.splitlines() if row.split()[1] == str(key.evdev + 8))
-    keysyms = line.split("=", 1)[1].split()
+    keysyms = us_keymap[key.evdev + 8]
     assert keysyms, f"keycode {key.evdev + 8} is unbound"
     assert keysyms[0] == expected, f"{key.code}: keycode {key.evdev + 8} is {keysyms[0]}"
 

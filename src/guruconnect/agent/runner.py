@@ -23,6 +23,7 @@ from guruconnect.agent import consent
 from guruconnect.agent.capture import Capturer, DisplayInfo, open_capturer
 from guruconnect.agent.capture.cursor import CursorSource, open_cursor
 from guruconnect.agent.desktop import Desktop, LocalEvent
+from guruconnect.agent.encode import h264
 from guruconnect.agent.inject import InjectError, Injector, open_injector
 from guruconnect.agent.stream import CaptureWorker, Streamer
 from guruconnect.agent.transport import EXIT_OK, EXIT_REFUSED, AgentExit, Backoff, fatal_refusal
@@ -36,10 +37,13 @@ from guruconnect.protocol import (
     ConsentResponse,
     DisplayList,
     Envelope,
+    Heartbeat,
+    ProtocolError,
     Scope,
     SessionRequest,
     SessionResponse,
     SessionState,
+    decode,
     payload,
 )
 from guruconnect.protocol import keys as keytable
@@ -49,6 +53,11 @@ log = structlog.get_logger(__name__)
 
 #: Capture errors in a row after which a session ends (one a second is retried).
 MAX_CAPTURE_FAILURES = 5
+#: How long a session paused by a lost connection waits to be offered again after it.
+RESUME_WAIT_SECONDS = 5.0
+#: Heartbeat periods of silence after which the relay is taken for gone.
+SILENT_PERIODS = 3
+DEFAULT_HEARTBEAT_SECONDS = 15
 #: A connection that lasted this long resets the backoff: the next loss starts at 1 s.
 STABLE_SECONDS = 30.0
 
@@ -65,6 +74,9 @@ class AgentConfig:
     hostname: str = field(default_factory=socket.gethostname)
     reconnect_cap: float = 60.0
     desktop_ui: bool = True
+    #: H.264 encoders to probe, best first (None: hardware, then software; empty: none).
+    h264_encoders: tuple[str, ...] | None = None
+    max_rate_kbps: int = 8000
 
 
 @dataclass
@@ -117,7 +129,10 @@ class Agent:
         self._allowed: set[str] = set()
         self._conn: AgentClient | None = None
         self._displays: list[DisplayInfo] = []
+        self._background: set[asyncio.Task[None]] = set()
         self.connections = 0
+        #: The H.264 encoder that opened here, if any (probed once at start).
+        self.h264: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -125,6 +140,10 @@ class Agent:
         """Serve until a refusal no retry can fix, or a support-code session is over."""
         if self.config.desktop_ui:
             await self.desktop.start()
+        order = self.config.h264_encoders
+        found = await asyncio.to_thread(h264.probe, *(() if order is None else (order,)))
+        self.h264 = found[0] if found else None
+        log.info("video encoders", h264=self.h264 or "none", probed=found)
         try:
             while True:
                 try:
@@ -188,19 +207,47 @@ class Agent:
             raise AgentExit("the support session is over", EXIT_OK)
 
     async def _serve(self, conn: AgentClient) -> None:
-        self.backoff.reset()
+        # The relay sends a heartbeat every interval; a relay silent for three of them is
+        # gone (a dead link does not always close the socket) and the agent reconnects.
+        interval = conn.auth.heartbeat_interval_s or DEFAULT_HEARTBEAT_SECONDS
+        silence = SILENT_PERIODS * interval
         displays = self._displays = await self.worker.displays()
         await conn.send(self._status(displays))
         await conn.send(DisplayList(displays=[d.message() for d in displays]))
         local = asyncio.create_task(self._local_events(conn), name="local-events")
+        paused = self.session
+        if paused is not None and paused.task is None:
+            # The relay offers a session it still holds again as soon as the agent is back;
+            # one it ended meanwhile (grace over, ended from the dashboard) never comes.
+            asyncio.get_running_loop().call_later(
+                RESUME_WAIT_SECONDS, lambda: self._forget_if_not_resumed(paused)
+            )
         try:
             while True:
-                envelope = await conn.recv()
+                try:
+                    envelope = decode(await conn.recv_raw(silence))
+                except TimeoutError:
+                    raise ClientError(f"the relay has been silent for {silence:.0f} s") from None
+                except ProtocolError as exc:
+                    raise ClientError(f"the relay sent something unreadable: {exc}") from None
+                if envelope.HasField("heartbeat"):
+                    if not envelope.heartbeat.reply:
+                        beat = Heartbeat(sent_at_ms=envelope.heartbeat.sent_at_ms, reply=True)
+                        await conn.send(beat)
+                    continue
                 await self._dispatch(conn, envelope)
         finally:
             local.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await local
+
+    def _forget_if_not_resumed(self, session: ActiveSession) -> None:
+        if self.session is session and session.task is None:
+            task = asyncio.create_task(
+                self._end_session("the session ended while the connection was down")
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     def _status(self, displays: list[DisplayInfo]) -> AgentStatus:
         policy = (
@@ -213,7 +260,9 @@ class Agent:
             os=_os_name(),
             agent_version=build_info().full_version,
             displays=[d.message() for d in displays],
-            encoders=[Codec.CODEC_RAW_ZSTD],
+            encoders=[Codec.CODEC_H264, Codec.CODEC_RAW_ZSTD]
+            if self.h264
+            else [Codec.CODEC_RAW_ZSTD],
             consent_policy=policy,
             user_name=_user_name(),
         )
@@ -235,7 +284,8 @@ class Agent:
             await self._session_state(envelope.session_state)
         elif kind == "keyframe_request":
             if session is not None and session.streamer is not None:
-                session.streamer.request_keyframe()
+                dropped = envelope.keyframe_request.dropped_frames
+                session.streamer.request_keyframe(dropped_frames=dropped)
         elif kind == "display_switch":
             if session is not None and session.streamer is not None and session.allowed:
                 switch = envelope.display_switch
@@ -259,6 +309,8 @@ class Agent:
         if current is not None and current.id == session_id:
             # The same session again: a codec renegotiation, or the offer after a reconnect.
             current.codec = request.codecs[0] if request.codecs else Codec.CODEC_RAW_ZSTD
+            if current.streamer is not None:
+                current.streamer.set_codec(current.codec)
             if current.allowed and current.task is None:
                 await self._start(conn, current)
             return
@@ -268,6 +320,7 @@ class Agent:
             id=session_id,
             technician=request.technician,
             scope=request.scope,
+            codec=request.codecs[0] if request.codecs else Codec.CODEC_RAW_ZSTD,
         )
         self.session = session
         server_requires = request.consent_required
@@ -311,17 +364,19 @@ class Agent:
             self.session = None
 
     async def _start(self, conn: AgentClient, session: ActiveSession) -> None:
-        await conn.send(
-            SessionResponse(session_id=session.id, accepted=True, codec=Codec.CODEC_RAW_ZSTD)
-        )
         streamer = session.streamer or Streamer(
             self.worker,
             conn.send_raw,
             session.id,
             fps=self.config.fps,
             keyframe_interval=self.config.keyframe_interval,
+            codec=session.codec,
+            h264_encoder=self.h264,
+            max_rate_kbps=self.config.max_rate_kbps,
         )
         streamer.send = conn.send_raw
+        codec = Codec.CODEC_H264 if streamer.codec == Codec.CODEC_H264 else Codec.CODEC_RAW_ZSTD
+        await conn.send(SessionResponse(session_id=session.id, accepted=True, codec=codec))
         session.streamer = streamer
         session.task = asyncio.create_task(self._stream(conn, streamer), name="stream")
         self.desktop.session_started(session.id, session.technician, session.scope_name)
