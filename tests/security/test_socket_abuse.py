@@ -45,6 +45,9 @@ LIMITS = {
 FPS = 30
 #: The healthy viewer must see at least this share of the frames sent in any window.
 HEALTHY_SHARE = 0.6
+#: Nor may it go longer than this without a frame (the server shares two busy cores with
+#: the test's clients, so a hiccup of a few hundred milliseconds is not a failure).
+MAX_GAP = 2.0
 
 
 @dataclass
@@ -91,7 +94,7 @@ class Healthy:
         assert len(sent) > FPS // 2, "the healthy agent did not stream"
         assert len(got) >= HEALTHY_SHARE * len(sent), (len(got), len(sent))
         gaps = [b - a for a, b in zip([since, *got], got, strict=False)]
-        assert max(gaps) < 1.0, f"frames stalled for {max(gaps):.2f} s"
+        assert max(gaps) < MAX_GAP, f"frames stalled for {max(gaps):.2f} s"
 
     async def stop(self) -> None:
         for task in self.tasks:
