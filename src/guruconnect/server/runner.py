@@ -6,10 +6,12 @@ import asyncio
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from guruconnect.server.app import create_app
 from guruconnect.server.config import Settings
 from guruconnect.server.db.engine import create_engine, migrate
+from guruconnect.server.forwarded import RealIpFromTrustedProxies
 from guruconnect.server.log_setup import configure
 from guruconnect.server.transport_limits import http_protocol, ws_protocol
 
@@ -52,7 +54,11 @@ def uvicorn_config(
         "lifespan": "on",
     }
     options.update(overrides)
-    return uvicorn.Config(app or create_app(settings), **options)  # type: ignore[arg-type]
+    asgi: ASGIApp = app or create_app(settings)
+    if trusted:
+        # Inside uvicorn's X-Forwarded-For handling: X-Real-IP, from the same proxies only.
+        asgi = RealIpFromTrustedProxies(asgi, trusted)
+    return uvicorn.Config(asgi, **options)  # type: ignore[arg-type]
 
 
 def serve(settings: Settings) -> None:
