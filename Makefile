@@ -48,13 +48,13 @@ bench: setup
 # FUZZ_EXAMPLES for a deeper hunt; a failure prints the example that reproduces it.
 FUZZ_EXAMPLES ?= 5000
 fuzz-long: setup
-	GURUCONNECT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) scripts/run-tests.sh -p no:timeout \
+	GURUCONNECT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) scripts/run-tests.sh --timeout 0 \
 		tests/security/test_fuzz_handlers.py tests/security/test_fuzz_credentials.py
 
 # schemathesis against the live API with many more examples per operation than CI's.
 SCHEMA_EXAMPLES ?= 200
 schema-long: setup
-	GURUCONNECT_SCHEMA_EXAMPLES=$(SCHEMA_EXAMPLES) scripts/run-tests.sh -p no:timeout \
+	GURUCONNECT_SCHEMA_EXAMPLES=$(SCHEMA_EXAMPLES) scripts/run-tests.sh --timeout 0 \
 		tests/security/test_api_schema.py
 
 # One node under load: 500 idle agents, 10 streaming sessions, abusers alongside (CI runs
