@@ -8,6 +8,7 @@ row of a consent decision. SQLite accepted them; the bug lived on PostgreSQL onl
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -153,3 +154,24 @@ async def test_repeated_agent_status_is_not_a_write_each(
     finally:
         event.remove(engine, "before_cursor_execute", count)
         await agent.close()
+
+
+# -- found by make fuzz-long -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["query", "header"])
+async def test_oversized_upgrade_is_answered_not_left_hanging(relay: Relay, where: str) -> None:
+    """A WebSocket upgrade with a request line (or a header) over websockets' 8 KiB limit
+    got no answer at all: the parser queued a 414/431 that uvicorn never sent, and the
+    connection hung for ever."""
+    url = ws_base(relay.url) + "/ws/viewer?session_id=1"
+    headers = {}
+    if where == "query":
+        url += "&ticket=" + "x" * 9000
+    else:
+        headers["Authorization"] = "Bearer " + "x" * 9000
+    started = time.monotonic()
+    with pytest.raises(Refused) as refused:
+        await Connection.open(url, headers=headers, open_timeout=5)
+    assert refused.value.code in (414, 431)
+    assert time.monotonic() - started < 2

@@ -10,6 +10,9 @@
   message was buffered let any viewer make the server hold 8 MiB. :func:`ws_protocol`
   sets the limit per path as the handshake arrives, so the parser refuses (1009) as soon
   as a message passes it.
+- **A refused upgrade is answered.** When websockets' own parser refuses an upgrade (a
+  request line or header over 8 KiB) it queues a 414/431 answer that uvicorn never sends,
+  and the connection hangs; it is sent and the connection closed.
 - **A WebSocket really ends.** When the app is done with a socket, uvicorn closes the
   transport, and asyncio's ``close()`` first waits for the write buffer to drain: a peer
   that stopped reading keeps it (and its file descriptor) for ever. :class:`RelayWebSocketProtocol`
@@ -89,6 +92,16 @@ def ws_protocol(message_limits: Mapping[str, int]) -> type[WebSocketsSansIOProto
 
 
 class RelayWebSocketProtocol(WebSocketsSansIOProtocol):
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.handshake_exc is not None and not self.transport.is_closing():
+            # websockets refused the upgrade itself (a request line or a header over 8 KiB)
+            # and queued its 414/431 answer, which uvicorn never sends: the connection
+            # would hang for ever. Send it and close.
+            log.info("upgrade refused by the parser", error=str(self.conn.handshake_exc))
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.transport.close()
+
     async def run_asgi(self) -> None:
         await super().run_asgi()
         self.loop.call_later(ABORT_AFTER_SECONDS, self._abort_if_open)
