@@ -29,7 +29,7 @@ from guruconnect.server.relay.origin import origin_allowed
 from tests.relay.conftest import Relay
 from tests.security.conftest import ServerErrors
 from tests.security.strategies import budget, envelope_of, hostile_text, mutate, plane_messages
-from tests.security.test_fuzz_handlers import FUZZ_SETTINGS
+from tests.security.test_fuzz_handlers import FUZZ_SETTINGS, NOT_OUR_RANDOM
 
 # Text shaped like each plane's credential, and near misses of it.
 _URLSAFE = st.text(
@@ -100,6 +100,7 @@ async def _closed_with(conn: Connection) -> int | None:
     return code
 
 
+@NOT_OUR_RANDOM
 def test_agent_first_message(
     relay_factory: Callable[..., Relay], server_errors: ServerErrors
 ) -> None:
@@ -131,6 +132,7 @@ def test_agent_first_message(
         check()
 
 
+@NOT_OUR_RANDOM
 def test_viewer_query_and_header(
     relay_factory: Callable[..., Relay], server_errors: ServerErrors
 ) -> None:
