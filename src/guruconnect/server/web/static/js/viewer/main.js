@@ -60,6 +60,24 @@ const screen = new Screen($("screen"), $("cursor"), {
 });
 let input = null;
 
+/** Fit: the whole remote screen in the window, scaled up or down, aspect kept. 1:1: one
+ * remote pixel per CSS pixel, scrolling when larger. */
+function layout() {
+  const wrap = $("screen-wrap");
+  const { width, height } = screen.canvas;
+  let w = width;
+  let h_ = height;
+  if (wrap.classList.contains("fit")) {
+    const scale = Math.min(wrap.clientWidth / width, wrap.clientHeight / height);
+    w = Math.max(1, Math.floor(width * scale));
+    h_ = Math.max(1, Math.floor(height * scale));
+  }
+  for (const canvas of [screen.canvas, screen.cursorCanvas]) {
+    canvas.style.width = `${w}px`;
+    canvas.style.height = `${h_}px`;
+  }
+}
+
 function send(kind, message) {
   if (ws && ws.readyState === WebSocket.OPEN) ws.send(encode(kind, message));
 }
@@ -203,9 +221,20 @@ async function connect() {
   try {
     ticket = await api("POST", `/api/sessions/${sessionId}/viewer-token`, { scope });
   } catch (error) {
-    if (error.status === 409 || error.status === 404) {
+    if (error.status === 409) {
       ended = true;
-      showStatus("ended", error.status === 409 ? "This session has ended." : "No such session.");
+      // Ended before (or while) this page joined: say how, e.g. consent was denied.
+      let why = "This session has ended.";
+      try {
+        const session = await api("GET", `/api/sessions/${sessionId}`);
+        if (session.end_reason) why = endedText(session.end_reason);
+      } catch {
+        // the plain message will do
+      }
+      showStatus("ended", why);
+    } else if (error.status === 404) {
+      ended = true;
+      showStatus("error", "No such session.");
     } else if (error.status === 401) {
       location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
     } else if (error.status === 0 || error.status >= 500) {
@@ -271,7 +300,11 @@ function wireToolbar() {
     const fit = $("screen-wrap").classList.toggle("fit");
     event.target.textContent = fit ? "Fit" : "1:1";
     event.target.setAttribute("aria-pressed", String(fit));
+    layout();
+    $("screen").focus();
   });
+  window.addEventListener("resize", layout);
+  screen.onResize = layout;
   $("fullscreen").addEventListener("click", async () => {
     if (document.fullscreenElement) {
       await document.exitFullscreen();
@@ -370,6 +403,7 @@ async function start() {
   }
   input = new Input($("screen"), screen, keyTable, send);
   wireToolbar();
+  layout();
   codecs = await decodableCodecs();
   document.body.dataset.codecs = codecs.join(",");
   showStatus("waiting", "Connecting…");

@@ -33,6 +33,7 @@ export class Screen {
     this.shapes = new Map(); // cursor shape id -> canvas
     this.cursor = { x: 0, y: 0, visible: false, shapeId: 0 };
     this.hasPicture = false;
+    this.onResize = null;
   }
 
   resize(width, height) {
@@ -42,6 +43,7 @@ export class Screen {
     this.canvas.height = this.cursorCanvas.height = height;
     this.hasPicture = false;
     this.drawCursor();
+    if (this.onResize) this.onResize();
   }
 
   /** Draw one VideoFrame message. */

@@ -1,0 +1,188 @@
+"""The technician's whole session in Chromium against the real relay, with a scripted agent
+(the reference AgentClient): connect from the machines page, consent, the canvas shows
+exactly the pixels the agent sent, keys arrive as the agent's scan codes, Ctrl+Alt+Del
+from the toolbar, mouse in remote coordinates, chat both ways, held keys released on blur,
+and the states a technician must see (waiting for consent, denied, ended)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from playwright.sync_api import expect
+
+from guruconnect.protocol import MouseButton, SpecialKey
+from guruconnect.protocol.keys import browser_table
+from tests.conftest import LiveServer
+from tests.web.agents import ScriptedAgent, screen_picture
+from tests.web.conftest import UNIT_MS, Browsing, LoopThread
+
+WIDTH, HEIGHT = 256, 128
+
+
+@pytest.fixture
+def agent(web_server: LiveServer, loop_thread: LoopThread) -> Iterator[ScriptedAgent]:
+    token = web_server.login("root")
+    key = web_server.client(token=token).post("/api/agent-keys", json={"label": "kiosk"})
+    assert key.status_code == 201, key.text
+    scripted = ScriptedAgent.connect(
+        loop_thread, web_server.url, key=key.json()["key"], width=WIDTH, height=HEIGHT
+    )
+    yield scripted
+    scripted.close()
+
+
+def canvas_pixels(web: Browsing) -> np.ndarray:
+    """The screen canvas as an RGBA array, read in the page."""
+    data: dict[str, Any] = web.page.evaluate(
+        """() => {
+            const c = document.getElementById("screen");
+            const d = c.getContext("2d").getImageData(0, 0, c.width, c.height);
+            return {w: c.width, h: c.height, px: Array.from(d.data)};
+        }"""
+    )
+    return np.array(data["px"], dtype=np.uint8).reshape(data["h"], data["w"], 4)
+
+
+def open_session(web: Browsing, agent: ScriptedAgent, scope: str = "Control") -> str:
+    """Log in, click Connect on the agent's machine row; return the session id."""
+    web.login()
+    row = web.page.locator(f"tr[data-machine-id='{agent.machine_id}']")
+    expect(row.locator(".badge")).to_have_text("Online")
+    row.get_by_role("button", name=scope, exact=True).click()
+    web.page.wait_for_url(re.compile(r"/viewer/[0-9a-f-]{36}"))
+    return web.page.url.split("/viewer/")[1].split("?")[0]
+
+
+def test_session_end_to_end(web: Browsing, agent: ScriptedAgent) -> None:
+    page = web.page
+    session_id = open_session(web, agent)
+
+    # Consent: nothing is shown until the person at the machine allows it.
+    request = agent.wait_for("session_request", lambda m: m.session_id == session_id)
+    assert request.consent_required
+    expect(page.locator("#status")).to_have_text("Waiting for consent…")
+    expect(page.locator("#overlay")).to_contain_text("allow this session")
+    web.shot("viewer-waiting-for-consent")
+    assert page.locator("body").get_attribute("data-codecs")  # announced what it decodes
+    agent.grant_consent(session_id)
+    agent.wait_for("keyframe_request")
+    expect(page.locator("#status")).to_have_text("Connected · you have control")
+
+    # The canvas shows exactly what the agent sent (lossless path, BGRA -> RGBA).
+    picture = screen_picture(WIDTH, HEIGHT)
+    agent.show(picture, session_id)
+    agent.cursor(40, 30)
+    expect(page.locator("#overlay")).to_be_hidden()
+    drawn = canvas_pixels(web)
+    assert drawn.shape == (HEIGHT, WIDTH, 4)
+    expected = picture[..., [2, 1, 0, 3]]
+    assert np.array_equal(drawn, expected), "canvas differs from the agent's pixels"
+    web.shot("viewer-connected")
+
+    # Keys travel as the agent's own scan codes.
+    table = browser_table()
+    # Fit scales the 256x128 screen up to the window; a click lands in remote pixels.
+    box = page.locator("#screen").bounding_box()
+    assert box is not None
+    assert box["width"] > 2 * WIDTH
+    page.locator("#screen").click(position={"x": box["width"] * 0.75, "y": box["height"] * 0.5})
+    down = agent.wait_for("mouse_event", lambda m: m.button == MouseButton.MOUSE_BUTTON_LEFT)
+    assert (down.x, down.y, down.down) == (192, 64, True)
+    # 1:1 shows remote pixels as they are.
+    page.locator("#scale").click()
+    box = page.locator("#screen").bounding_box()
+    assert box is not None
+    assert (box["width"], box["height"]) == (WIDTH, HEIGHT)
+    page.locator("#screen").click(position={"x": 100, "y": 50}, button="right")
+    down = agent.wait_for("mouse_event", lambda m: m.button == MouseButton.MOUSE_BUTTON_RIGHT)
+    assert (down.x, down.y, down.down) == (100, 50, True)
+    page.locator("#scale").click()
+    agent.clear()
+    page.keyboard.type("hi")
+    page.keyboard.press("Enter")
+    page.keyboard.press("ArrowLeft")
+    expected_keys = [
+        (code, down) for code in ("KeyH", "KeyI", "Enter", "ArrowLeft") for down in (True, False)
+    ]
+    agent.wait_for("key_event", lambda m: m.scan_code == table["ArrowLeft"][0] and not m.down)
+    got = [(m.scan_code, m.extended, m.down) for m in agent.received("key_event")]
+    assert got == [(*table[code], down) for code, down in expected_keys]
+    assert table["ArrowLeft"][1] is True  # an extended key keeps its E0 flag
+
+    # A key held down when the page loses focus is released on the remote machine.
+    agent.clear()
+    page.keyboard.down("Shift")
+    shift_scan, _ = table["ShiftLeft"]
+    agent.wait_for("key_event", lambda m: m.scan_code == shift_scan and m.down)
+    page.locator("#chat-input").focus()
+    agent.wait_for("key_event", lambda m: m.scan_code == shift_scan and not m.down)
+    page.keyboard.up("Shift")
+
+    # Ctrl+Alt+Del from the toolbar reaches the agent as the special key.
+    page.locator("#cad").click()
+    cad = agent.wait_for("special_key")
+    assert cad.key == SpecialKey.SPECIAL_KEY_CTRL_ALT_DEL
+
+    # Text mode sends characters, whatever the remote layout.
+    page.locator("#text-mode").click()
+    expect(page.locator("#text-mode")).to_have_attribute("aria-pressed", "true")
+    page.locator("#screen").focus()
+    page.keyboard.press("KeyQ")
+    assert agent.wait_for("key_event", lambda m: m.text).text == "q"
+    page.fill("#type-input", "Grüße")
+    page.locator("#type-form button").click()
+    agent.wait_for("key_event", lambda m: m.text == "Grüße")
+
+    # Chat both ways; the relay names the sender, the page shows it as text.
+    page.fill("#chat-input", "Hello, I am looking at your printer settings")
+    page.locator("#chat-form button").click()
+    sent = agent.wait_for("chat")
+    assert (sent.text, sent.sender) == ("Hello, I am looking at your printer settings", "root")
+    agent.chat(session_id, "<b>thanks</b>")
+    expect(page.locator("#chat-log")).to_contain_text(
+        "kiosk:<b>thanks</b>"
+    )  # sender set by the relay
+    assert page.locator("#chat-log b").count() == 0
+    expect(page.locator("#stats")).to_contain_text("kbit/s")
+    web.shot("viewer-chat")
+
+    # Ending the session from the toolbar (two clicks) shows it plainly.
+    page.locator("#end").click()
+    page.locator("#end").click()
+    expect(page.locator("#status")).to_have_text("Ended by a technician.")
+    web.shot("viewer-ended")
+
+
+def test_denied_consent_is_shown(web: Browsing, agent: ScriptedAgent) -> None:
+    session_id = open_session(web, agent)
+    expect(web.page.locator("#status")).to_have_text("Waiting for consent…")
+    agent.grant_consent(session_id, granted=False)
+    expect(web.page.locator("#status")).to_have_text(
+        "Denied: the person at the machine declined.", timeout=5 * UNIT_MS
+    )
+    web.shot("viewer-denied")
+    # Opening it again later says the same, not just "ended".
+    web.page.reload()
+    expect(web.page.locator("#status")).to_have_text("Denied: the person at the machine declined.")
+
+
+def test_view_only_sends_no_input(web: Browsing, agent: ScriptedAgent) -> None:
+    """A view-scoped viewer has no input handlers armed: clicks and keys go nowhere."""
+    session_id = open_session(web, agent, scope="View")
+    agent.grant_consent(session_id)
+    agent.wait_for("keyframe_request")
+    expect(web.page.locator("#status")).to_have_text("Connected · view only")
+    agent.show(screen_picture(WIDTH, HEIGHT), session_id)
+    expect(web.page.locator("#overlay")).to_be_hidden()
+    web.page.locator("#screen").click(position={"x": 10, "y": 10})
+    web.page.keyboard.type("x")
+    # A chat message after them: when it arrives, the input before it would have too.
+    web.page.fill("#chat-input", "marker")
+    web.page.locator("#chat-form button").click()
+    agent.wait_for("chat")
+    assert agent.received("mouse_event") == []
+    assert agent.received("key_event") == []
