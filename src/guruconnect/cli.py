@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from guruconnect.agent.cli import agent_app
 from guruconnect.version import build_info
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 admin_app = typer.Typer(help="Administration against the server's database.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
+app.add_typer(agent_app, name="agent")
 
 err = Console(stderr=True)
 

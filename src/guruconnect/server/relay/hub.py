@@ -392,6 +392,11 @@ class Hub:
         await self.audit(self._viewer_event(viewer, "viewer.left", **detail))
 
     async def _control_changed(self, live: LiveSession, viewer: ViewerPeer, what: str) -> None:
+        # The agent hears who holds control, so it lets go of keys and buttons the previous
+        # controller left pressed (a viewer that vanishes mid-chord leaves a stuck Ctrl).
+        agent = self.agents.get(live.machine_id)
+        if agent is not None:
+            agent.peer.send(self._state_message(live, None))
         await self.audit(
             self._viewer_event(viewer, "control.changed", live.machine_id, action=what)
         )

@@ -1,0 +1,66 @@
+"""Capture through mss: X11 (XShmGetImage, XGetImage fallback), Windows GDI, macOS."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import mss
+import numpy as np
+
+from guruconnect.agent.capture import ALL_DISPLAYS, CaptureError, DisplayInfo, Frame
+
+
+class MssCapturer:
+    name = "mss"
+
+    def __init__(self, display_name: str | None = None) -> None:
+        kwargs: dict[str, Any] = {}
+        if sys.platform.startswith("linux") and display_name:
+            kwargs["display"] = display_name
+        try:
+            self._mss = mss.mss(**kwargs)
+        except Exception as exc:
+            raise CaptureError(f"cannot open the screen: {exc}") from exc
+
+    def _monitor(self, display: DisplayInfo) -> dict[str, int]:
+        return {
+            "left": display.x,
+            "top": display.y,
+            "width": display.width,
+            "height": display.height,
+        }
+
+    def displays(self) -> list[DisplayInfo]:
+        monitors = self._mss.monitors[1:] or self._mss.monitors[:1]
+        return [
+            DisplayInfo(
+                id=index,
+                x=int(m["left"]),
+                y=int(m["top"]),
+                width=int(m["width"]),
+                height=int(m["height"]),
+                primary=index == 1,
+                name=f"Display {index}",
+            )
+            for index, m in enumerate(monitors, start=1)
+        ]
+
+    def bounds(self) -> DisplayInfo:
+        m = self._mss.monitors[0]
+        return DisplayInfo(
+            ALL_DISPLAYS, int(m["left"]), int(m["top"]), int(m["width"]), int(m["height"])
+        )
+
+    def grab(self, display: DisplayInfo, into: Frame) -> None:
+        try:
+            shot = self._mss.grab(self._monitor(display))
+        except Exception as exc:
+            raise CaptureError(f"capture failed: {exc}") from exc
+        if (shot.width, shot.height) != (display.width, display.height):
+            raise CaptureError("the display changed size")
+        pixels = np.frombuffer(shot.raw, np.uint8).reshape(display.height, display.width, 4)
+        np.copyto(into, pixels)
+
+    def close(self) -> None:
+        self._mss.close()

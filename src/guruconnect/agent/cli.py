@@ -1,0 +1,117 @@
+"""``guruconnect agent``: run the agent, or install it as a service."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+agent_app = typer.Typer(help="The agent on the managed machine.")
+
+KEY_ENV = "GURUCONNECT_AGENT_KEY"
+
+
+def _read_key(key: str | None, key_file: Path | None) -> str | None:
+    if key_file is not None:
+        try:
+            return key_file.read_text().strip()
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot read {key_file}: {exc.strerror}") from None
+    return key or os.environ.get(KEY_ENV) or None
+
+
+@agent_app.callback(invoke_without_command=True)
+def agent(
+    ctx: typer.Context,
+    server: Annotated[
+        str | None, typer.Option(help="The relay, e.g. https://support.example.com")
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(help=f"Agent key (cak_...). Prefer --key-file or ${KEY_ENV}: ps shows this."),
+    ] = None,
+    key_file: Annotated[
+        Path | None, typer.Option(help="Read the agent key from this file.")
+    ] = None,
+    code: Annotated[str | None, typer.Option(help="One-time support code.")] = None,
+    display: Annotated[str | None, typer.Option(help="X display (default $DISPLAY).")] = None,
+    fps: Annotated[float, typer.Option(min=1, max=60, help="Most frames a second.")] = 30.0,
+    keyframe_interval: Annotated[
+        float, typer.Option(min=1, help="Seconds between full frames sent as a safety net.")
+    ] = 10.0,
+    unattended: Annotated[
+        bool,
+        typer.Option(help="Start sessions without asking, where the server's policy allows it."),
+    ] = False,
+    no_windows: Annotated[
+        bool, typer.Option("--no-windows", help="Show no windows (consent is then denied).")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ERROR.")] = "INFO",
+) -> None:
+    """Run the agent: connect to the relay and serve sessions until stopped."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from guruconnect.agent.runner import Agent, AgentConfig
+    from guruconnect.server.log_setup import configure
+
+    if server is None:
+        raise typer.BadParameter("--server is required", param_hint="--server")
+    agent_key = _read_key(key, key_file)
+    if (agent_key is None) == (code is None):
+        raise typer.BadParameter("give an agent key (--key-file, --key) or a --code, not both")
+    configure(log_level.upper(), "auto")
+    config = AgentConfig(
+        server=server,
+        key=agent_key,
+        code=code.strip().upper() if code else None,
+        display=display,
+        fps=fps,
+        keyframe_interval=keyframe_interval,
+        unattended=unattended,
+        desktop_ui=not no_windows,
+    )
+    try:
+        exit_code = asyncio.run(Agent(config).run())
+    except KeyboardInterrupt:
+        exit_code = 0
+    raise typer.Exit(exit_code)
+
+
+@agent_app.command()
+def install(
+    server: Annotated[str, typer.Option(help="The relay URL.")],
+    key_file: Annotated[
+        Path, typer.Option(help="File holding the agent key (it is copied, then keep it safe).")
+    ],
+    user: Annotated[str, typer.Option(help="Run as this user (the desktop's owner).")],
+    display: Annotated[str, typer.Option(help="The X display to serve.")] = ":0",
+    xauthority: Annotated[str | None, typer.Option(help="That display's Xauthority.")] = None,
+    unattended: Annotated[bool, typer.Option(help="Allow sessions without asking.")] = False,
+    root: Annotated[
+        Path, typer.Option(help="Install under this root (packaging, tests).", hidden=True)
+    ] = Path("/"),
+) -> None:
+    """Install the agent as a systemd service (Linux). Windows: see docs/agent.md."""
+    from guruconnect.agent.service import Install, write
+
+    key = _read_key(None, key_file)
+    if not key or not key.startswith("cak_"):
+        raise typer.BadParameter("the key file holds no agent key (cak_...)")
+    spec = Install(
+        server=server,
+        key=key,
+        user=user,
+        display=display,
+        xauthority=xauthority,
+        unattended=unattended,
+        unit_dir=root / "etc/systemd/system",
+        config_dir=root / "etc/guruconnect",
+    )
+    for path in write(spec, chown=os.geteuid() == 0):
+        typer.echo(f"wrote {path}")
+    typer.echo(
+        "enable it with: systemctl daemon-reload && systemctl enable --now guruconnect-agent"
+    )

@@ -1,0 +1,479 @@
+"""The agent's main loop: connect, say what this machine is, serve sessions, come back.
+
+One connection at a time. While connected, one task reads from the relay (input, session
+requests, chat, heartbeats) and, per active session, a ``Streamer`` sends the picture.
+Input is injected only for a session the local user (or the unattended policy) allowed and
+whose scope is control: the relay enforces that too, the agent does not rely on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import platform
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+from websockets.exceptions import InvalidHandshake
+
+from guruconnect.agent import consent
+from guruconnect.agent.capture import Capturer, DisplayInfo, open_capturer
+from guruconnect.agent.capture.cursor import CursorSource, open_cursor
+from guruconnect.agent.desktop import Desktop, LocalEvent
+from guruconnect.agent.inject import InjectError, Injector, open_injector
+from guruconnect.agent.stream import CaptureWorker, Streamer
+from guruconnect.agent.transport import EXIT_OK, EXIT_REFUSED, AgentExit, Backoff, fatal_refusal
+from guruconnect.client import AgentClient, ClientError, Refused
+from guruconnect.protocol import (
+    AgentStatus,
+    ChatMessage,
+    ClipboardText,
+    Codec,
+    ConsentPolicy,
+    ConsentResponse,
+    DisplayList,
+    Envelope,
+    Scope,
+    SessionRequest,
+    SessionResponse,
+    SessionState,
+    payload,
+)
+from guruconnect.protocol import keys as keytable
+from guruconnect.version import build_info
+
+log = structlog.get_logger(__name__)
+
+#: Capture errors in a row after which a session ends (one a second is retried).
+MAX_CAPTURE_FAILURES = 5
+#: A connection that lasted this long resets the backoff: the next loss starts at 1 s.
+STABLE_SECONDS = 30.0
+
+
+@dataclass
+class AgentConfig:
+    server: str
+    key: str | None = None
+    code: str | None = None
+    display: str | None = None
+    fps: float = 30.0
+    keyframe_interval: float = 10.0
+    unattended: bool = False
+    hostname: str = field(default_factory=socket.gethostname)
+    reconnect_cap: float = 60.0
+    desktop_ui: bool = True
+
+
+@dataclass
+class ActiveSession:
+    id: str
+    technician: str
+    scope: int
+    codec: int = Codec.CODEC_RAW_ZSTD
+    allowed: bool = False
+    controller: str = ""
+    streamer: Streamer | None = None
+    task: asyncio.Task[None] | None = None
+    asking: asyncio.Task[None] | None = None
+
+    @property
+    def scope_name(self) -> str:
+        return "control" if self.scope == Scope.SCOPE_CONTROL else "view"
+
+
+def _user_name() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return ""
+
+
+class Agent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        capturer: Callable[[], Capturer] | None = None,
+        cursor: Callable[[], CursorSource] | None = None,
+        injector: Callable[[], Injector] | None = None,
+    ) -> None:
+        if (config.key is None) == (config.code is None):
+            raise ValueError("give exactly one of an agent key or a support code")
+        self.config = config
+        self.worker = CaptureWorker(
+            capturer or (lambda: open_capturer(config.display)),
+            cursor or (lambda: open_cursor(config.display)),
+        )
+        self._open_injector = injector or (lambda: open_injector(config.display))
+        self._injector: Injector | None = None
+        self.desktop = Desktop(config.display)
+        self.backoff = Backoff(cap=config.reconnect_cap)
+        self.session: ActiveSession | None = None
+        #: Sessions the local user allowed; survives reconnects of this process, so a
+        #: resumed session is not asked again.
+        self._allowed: set[str] = set()
+        self._conn: AgentClient | None = None
+        self.connections = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Serve until a refusal no retry can fix, or a support-code session is over."""
+        if self.config.desktop_ui:
+            await self.desktop.start()
+        try:
+            while True:
+                try:
+                    await self._connect_and_serve()
+                except AgentExit as stop:
+                    (log.info if stop.exit_code == EXIT_OK else log.error)(stop.message)
+                    return stop.exit_code
+                delay = self.backoff.next()
+                log.info("reconnecting", in_seconds=round(delay, 1))
+                await asyncio.sleep(delay)
+        finally:
+            await self._end_session("the agent is stopping")
+            await self.desktop.close()
+            if self._injector is not None:
+                self._injector.close()
+            self.worker.close()
+
+    async def _connect_and_serve(self) -> None:
+        config = self.config
+        try:
+            conn = await AgentClient.connect(
+                config.server,
+                key=config.key,
+                code=config.code,
+                hostname=config.hostname,
+                os=_os_name(),
+                agent_version=build_info().full_version,
+            )
+        except Refused as refused:
+            stop = fatal_refusal(refused, support_code=config.code is not None)
+            if stop is not None:
+                raise stop from None
+            log.warning("relay refused the connection", code=refused.code, reason=refused.reason)
+            return
+        except (ClientError, OSError, TimeoutError, InvalidHandshake) as exc:
+            log.warning("cannot reach the relay", error=str(exc))
+            return
+        self._conn = conn
+        self.connections += 1
+        log.info("connected", machine_id=conn.auth.machine_id)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            await self._serve(conn)
+        except Refused as refused:
+            log.warning("connection closed", code=refused.code, reason=refused.reason)
+            stop = fatal_refusal(refused, support_code=config.code is not None)
+            if stop is not None:
+                raise stop from None
+        except (ClientError, OSError) as exc:
+            log.warning("connection lost", error=str(exc))
+        finally:
+            self._conn = None
+            await self._pause_session()
+            with contextlib.suppress(Exception):
+                await conn.close()
+            if loop.time() - started >= STABLE_SECONDS:
+                self.backoff.reset()
+        if config.code is not None:
+            # A support code works once: there is nothing to come back to.
+            raise AgentExit("the support session is over", EXIT_OK)
+
+    async def _serve(self, conn: AgentClient) -> None:
+        self.backoff.reset()
+        displays = await self.worker.displays()
+        await conn.send(self._status(displays))
+        await conn.send(DisplayList(displays=[d.message() for d in displays]))
+        local = asyncio.create_task(self._local_events(conn), name="local-events")
+        try:
+            while True:
+                envelope = await conn.recv()
+                await self._dispatch(conn, envelope)
+        finally:
+            local.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await local
+
+    def _status(self, displays: list[DisplayInfo]) -> AgentStatus:
+        policy = (
+            ConsentPolicy.CONSENT_POLICY_UNATTENDED
+            if self.config.unattended
+            else ConsentPolicy.CONSENT_POLICY_ASK
+        )
+        return AgentStatus(
+            hostname=self.config.hostname,
+            os=_os_name(),
+            agent_version=build_info().full_version,
+            displays=[d.message() for d in displays],
+            encoders=[Codec.CODEC_RAW_ZSTD],
+            consent_policy=policy,
+            user_name=_user_name(),
+        )
+
+    # -- messages from the relay ----------------------------------------------------------
+
+    async def _dispatch(self, conn: AgentClient, envelope: Envelope) -> None:
+        kind, message = payload(envelope)
+        session = self.session
+        if kind == "session_request":
+            await self._session_request(conn, envelope.session_request)
+        elif kind == "consent_request":
+            request = envelope.consent_request
+            if session is not None and session.id == request.session_id and not session.allowed:
+                session.asking = asyncio.create_task(
+                    self._ask(conn, session, float(request.timeout_s), answer_relay=True)
+                )
+        elif kind == "session_state":
+            await self._session_state(envelope.session_state)
+        elif kind == "keyframe_request":
+            if session is not None and session.streamer is not None:
+                session.streamer.request_keyframe()
+        elif kind == "display_switch":
+            if session is not None and session.streamer is not None and session.allowed:
+                switch = envelope.display_switch
+                session.streamer.switch(0 if switch.all else switch.display_id)
+        elif kind in ("key_event", "mouse_event", "special_key"):
+            self._input(kind, envelope)
+        elif kind == "chat":
+            if session is not None and session.allowed:
+                self.desktop.chat(envelope.chat.sender, envelope.chat.text)
+        elif kind == "clipboard":
+            if session is not None and session.allowed and self._controls(session):
+                self.desktop.set_clipboard(envelope.clipboard.text)
+        elif kind == "disconnect":
+            log.info("relay says goodbye", reason=envelope.disconnect.reason)
+        else:
+            log.debug("ignored", kind=kind, message=type(message).__name__)
+
+    async def _session_request(self, conn: AgentClient, request: SessionRequest) -> None:
+        session_id = request.session_id
+        current = self.session
+        if current is not None and current.id == session_id:
+            # The same session again: a codec renegotiation, or the offer after a reconnect.
+            current.codec = request.codecs[0] if request.codecs else Codec.CODEC_RAW_ZSTD
+            if current.allowed and current.task is None:
+                await self._start(conn, current)
+            return
+        if current is not None:
+            await self._end_session("replaced by a new session")
+        session = ActiveSession(
+            id=session_id,
+            technician=request.technician,
+            scope=request.scope,
+        )
+        self.session = session
+        server_requires = request.consent_required
+        if session_id in self._allowed:
+            session.allowed = True  # this process already asked (a resumed session)
+        elif server_requires:
+            return  # the ConsentRequest that follows starts the dialog
+        elif consent.must_ask(server_requires=False, agent_unattended=self.config.unattended):
+            session.asking = asyncio.create_task(
+                self._ask(conn, session, consent.LOCAL_TIMEOUT_SECONDS, answer_relay=False)
+            )
+            return
+        else:
+            session.allowed = True
+            self._allowed.add(session_id)
+        await self._start(conn, session)
+
+    async def _ask(
+        self, conn: AgentClient, session: ActiveSession, timeout: float, *, answer_relay: bool
+    ) -> None:
+        granted, reason = await self.desktop.ask_consent(
+            session.id, session.technician, session.scope_name, timeout
+        )
+        log.info("consent", session_id=session.id, granted=granted, reason=reason)
+        if self.session is not session:
+            return
+        with contextlib.suppress(ClientError):
+            if answer_relay:
+                await conn.send(
+                    ConsentResponse(session_id=session.id, granted=granted, reason=reason)
+                )
+            if granted:
+                session.allowed = True
+                self._allowed.add(session.id)
+                await self._start(conn, session)
+            elif not answer_relay:
+                await conn.send(
+                    SessionResponse(session_id=session.id, accepted=False, reason=reason)
+                )
+        if not granted:
+            self.session = None
+
+    async def _start(self, conn: AgentClient, session: ActiveSession) -> None:
+        await conn.send(
+            SessionResponse(session_id=session.id, accepted=True, codec=Codec.CODEC_RAW_ZSTD)
+        )
+        streamer = session.streamer or Streamer(
+            self.worker,
+            conn.send_raw,
+            session.id,
+            fps=self.config.fps,
+            keyframe_interval=self.config.keyframe_interval,
+        )
+        streamer.send = conn.send_raw
+        session.streamer = streamer
+        session.task = asyncio.create_task(self._stream(conn, streamer), name="stream")
+        self.desktop.session_started(session.id, session.technician, session.scope_name)
+        log.info("session started", session_id=session.id, scope=session.scope_name)
+
+    async def _stream(self, conn: AgentClient, streamer: Streamer) -> None:
+        """Stream; a capture that keeps failing (the display went away, the screen is
+        locked by a secure desktop) ends the session with a reason instead of a frozen
+        picture."""
+        failures = 0
+        while True:
+            try:
+                await streamer.run()
+            except (ClientError, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                failures += 1
+                log.exception("streaming failed", session_id=streamer.session_id)
+                if failures >= MAX_CAPTURE_FAILURES:
+                    with contextlib.suppress(ClientError):
+                        await conn.send(
+                            SessionResponse(
+                                session_id=streamer.session_id,
+                                accepted=False,
+                                reason=f"the screen cannot be captured: {exc}"[:200],
+                            )
+                        )
+                    return
+                await asyncio.sleep(1.0)
+
+    async def _session_state(self, state: SessionState) -> None:
+        session = self.session
+        if session is None or session.id != state.session_id:
+            return
+        if state.state == SessionState.STATE_ENDED:
+            await self._end_session(state.reason or "ended")
+            if self.config.code is not None:
+                raise AgentExit("the support session is over", EXIT_OK)
+        elif state.controller != session.controller:
+            # Whoever held control let go (or left): nothing they pressed stays pressed.
+            session.controller = state.controller
+            self._release_input()
+
+    async def _pause_session(self) -> None:
+        """The connection dropped: stop sending, let go of input, keep the session (the
+        relay holds it for a grace period and offers it again when we are back)."""
+        session = self.session
+        if session is None:
+            return
+        if session.asking is not None:
+            session.asking.cancel()
+            self.desktop.cancel_consent(session.id)
+            self.session = None
+        await _cancel(session.task)
+        session.task = None
+        self._release_input()
+
+    async def _end_session(self, reason: str) -> None:
+        session, self.session = self.session, None
+        if session is None:
+            return
+        if session.asking is not None:
+            session.asking.cancel()
+            self.desktop.cancel_consent(session.id)
+        await _cancel(session.task)
+        self._allowed.discard(session.id)
+        self._release_input()
+        self.desktop.session_ended(session.id, reason)
+        log.info("session ended", session_id=session.id, reason=reason)
+
+    # -- input ----------------------------------------------------------------------------
+
+    def _controls(self, session: ActiveSession) -> bool:
+        return session.scope == Scope.SCOPE_CONTROL
+
+    def injector(self) -> Injector:
+        if self._injector is None:
+            self._injector = self._open_injector()
+        return self._injector
+
+    def _release_input(self) -> None:
+        if self._injector is not None:
+            with contextlib.suppress(Exception):
+                self._injector.release_all()
+
+    def _input(self, kind: str, envelope: Envelope) -> None:
+        session = self.session
+        if session is None or not session.allowed or not self._controls(session):
+            return
+        try:
+            injector = self.injector()
+            if kind == "key_event":
+                event = envelope.key_event
+                if event.text:
+                    injector.text(event.text[:1024])
+                    return
+                key = keytable.lookup(event.scan_code, event.extended)
+                if key is not None:
+                    injector.key(key, event.down)
+            elif kind == "special_key":
+                injector.special(envelope.special_key.key)
+            else:
+                self._mouse(injector, session, envelope)
+        except (InjectError, KeyError, ValueError) as exc:
+            log.warning("input not injected", kind=kind, error=str(exc))
+
+    def _mouse(self, injector: Injector, session: ActiveSession, envelope: Envelope) -> None:
+        event = envelope.mouse_event
+        streamer = session.streamer
+        display = streamer.display if streamer is not None else None
+        if display is None:
+            return
+        if event.display_id not in (0, display.id):
+            return  # aimed at a display this session is not showing
+        x = min(max(event.x, 0), display.width - 1) + display.x
+        y = min(max(event.y, 0), display.height - 1) + display.y
+        injector.move(x, y)
+        if event.button:
+            injector.button(event.button, event.down)
+        if event.wheel_x or event.wheel_y:
+            injector.wheel(event.wheel_x, event.wheel_y)
+
+    # -- the person at the machine --------------------------------------------------------
+
+    async def _local_events(self, conn: AgentClient) -> None:
+        while True:
+            event: LocalEvent = await self.desktop.events.get()
+            session = self.session
+            if session is None or not session.allowed:
+                continue
+            if event.kind == "end" and event.session_id == session.id:
+                await conn.send(
+                    SessionResponse(
+                        session_id=session.id, accepted=False, reason="ended by the local user"
+                    )
+                )
+                await self._end_session("ended by the local user")
+            elif event.kind == "chat":
+                await conn.send(ChatMessage(session_id=session.id, text=event.text[:4096]))
+            elif event.kind == "clipboard":
+                await conn.send(ClipboardText(text=event.text))
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is None or task.done():
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+def _os_name() -> str:
+    return f"{platform.system()} {platform.release()}".strip()
+
+
+__all__ = ["EXIT_OK", "EXIT_REFUSED", "Agent", "AgentConfig"]
