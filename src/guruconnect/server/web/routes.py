@@ -9,15 +9,15 @@ CVE-2024-1709 happened).
 
 from __future__ import annotations
 
-import importlib
 import uuid
 from pathlib import Path
-from typing import Any
 
 import structlog
-from fastapi import APIRouter, FastAPI, HTTPException, status
+from fastapi import APIRouter, FastAPI, status
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+
+from guruconnect.protocol.keys import browser_table
 
 log = structlog.get_logger(__name__)
 
@@ -61,22 +61,11 @@ async def viewer(session_id: uuid.UUID) -> FileResponse:
     return _page("viewer.html")
 
 
-def keyboard_table() -> dict[str, Any]:
-    """``KeyboardEvent.code`` -> ``[scan code, extended]``: the agent's own table."""
-    keys = importlib.import_module("guruconnect.protocol.keys")
-    table: dict[str, Any] = keys.browser_table()
-    return table
-
-
 @router.get("/web/keys.json")
 async def keys_json() -> JSONResponse:
-    try:
-        table = keyboard_table()
-    except ImportError:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, detail="keyboard table not available"
-        ) from None
-    return JSONResponse(table, headers={"cache-control": "no-cache"})
+    """``KeyboardEvent.code`` -> ``[scan code, extended]``: the agent's own table, so the
+    viewer and the agent cannot disagree about a key."""
+    return JSONResponse(browser_table(), headers={"cache-control": "no-cache"})
 
 
 def mount(app: FastAPI) -> None:
