@@ -28,6 +28,9 @@ from playwright.sync_api import (
 )
 
 from guruconnect.server.web.routes import WIRE_BUNDLE
+
+# The real agent's fixtures (Xvfb, the agent process) for the browser-to-real-agent test.
+from tests.agent.conftest import start_agent, xserver  # noqa: F401
 from tests.conftest import PASSWORD, Database, LiveServer, make_settings
 
 T = TypeVar("T")

@@ -150,8 +150,13 @@ function fillDisplays(displays) {
   ui.display.hidden = displays.length < 2;
 }
 
+/** Texts this page sent and the relay has not echoed yet: how "mine" is told apart from a
+ * namesake (the user logged in at the machine may well be called the same). */
+const unechoed = [];
+
 function addChat(sender, text) {
-  const mine = me && sender === me.username;
+  const mine = me && sender === me.username && unechoed[0] === text;
+  if (mine) unechoed.shift();
   ui.chatLog.append(h("div", { class: `line${mine ? " me" : ""}` }, h("span", { class: "sender" }, `${sender || "remote"}:`), text));
   ui.chatLog.scrollTop = ui.chatLog.scrollHeight;
 }
@@ -345,6 +350,7 @@ function wireToolbar() {
     const field = $("chat-input");
     const text = field.value.trim();
     if (!text) return;
+    unechoed.push(text);
     send("chat", { sessionId, text, sentAtMs: Date.now() });
     field.value = "";
   });
