@@ -77,6 +77,7 @@ class ScriptedAgent:
         self.client = client
         self.inbox: list[tuple[str, Any]] = []
         self.closed: Refused | None = None
+        self.key: str | None = None
         self._reader = loop.run(self._start_reader())
 
     @classmethod
@@ -91,6 +92,7 @@ class ScriptedAgent:
         os: str = "Debian GNU/Linux 13",
         width: int = 256,
         height: int = 128,
+        screens: int = 1,
     ) -> ScriptedAgent:
         async def go() -> AgentClient:
             client = await AgentClient.connect(
@@ -101,11 +103,23 @@ class ScriptedAgent:
                 hostname=hostname,
                 os=os,
                 agent_version="0.1.0",
-                displays=[Display(id=1, width=width, height=height, primary=True, name="Main")],
+                displays=[
+                    Display(
+                        id=n,
+                        x=(n - 1) * width,
+                        width=width,
+                        height=height,
+                        primary=n == 1,
+                        name="Main" if n == 1 else f"Screen {n}",
+                    )
+                    for n in range(1, screens + 1)
+                ],
             )
             return client
 
-        return cls(loop, loop.run(go()))
+        agent = cls(loop, loop.run(go()))
+        agent.key = key
+        return agent
 
     async def _start_reader(self) -> asyncio.Task[None]:
         async def read() -> None:

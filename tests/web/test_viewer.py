@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from guruconnect.protocol import MouseButton, SpecialKey
+from guruconnect.protocol import ClipboardText, CursorPosition, CursorShape, MouseButton, SpecialKey
 from guruconnect.protocol.keys import browser_table
 from tests.conftest import LiveServer
 from tests.web.agents import ScriptedAgent, screen_picture
@@ -186,3 +186,79 @@ def test_view_only_sends_no_input(web: Browsing, agent: ScriptedAgent) -> None:
     agent.wait_for("chat")
     assert agent.received("mouse_event") == []
     assert agent.received("key_event") == []
+
+
+def cursor_pixel(web: Browsing, x: int, y: int) -> list[int]:
+    return list(
+        web.page.evaluate(
+            """([x, y]) => Array.from(document.getElementById("cursor")
+                .getContext("2d").getImageData(x, y, 1, 1).data)""",
+            [x, y],
+        )
+    )
+
+
+def test_displays_cursor_clipboard_and_agent_reconnect(
+    web: Browsing, web_server: LiveServer, loop_thread: LoopThread
+) -> None:
+    page = web.page
+    token = web_server.login("root")
+    key = web_server.client(token=token).post("/api/agent-keys", json={"label": "two screens"})
+    agent = ScriptedAgent.connect(
+        loop_thread, web_server.url, key=key.json()["key"], width=WIDTH, height=HEIGHT, screens=2
+    )
+    try:
+        session_id = open_session(web, agent)
+        agent.grant_consent(session_id)
+        agent.wait_for("keyframe_request")
+        # The scripted agent answers no keyframe requests: show the picture once the page
+        # has joined.
+        expect(page.locator("#status")).to_have_text("Connected · you have control")
+        agent.show(screen_picture(WIDTH, HEIGHT), session_id)
+        expect(page.locator("#overlay")).to_be_hidden()
+
+        # A display picker for a multi-monitor agent; choosing one asks the agent for it.
+        picker = page.locator("#display")
+        expect(picker).to_be_visible()
+        expect(picker.locator("option")).to_have_text(
+            ["Main (256\u00d7128) · primary", "Screen 2 (256\u00d7128)"]
+        )
+        picker.select_option("2")
+        assert agent.wait_for("display_switch").display_id == 2
+
+        # The remote cursor: its shape (BGRA, hotspot) drawn where the agent says.
+        red = bytes([0, 0, 255, 255]) * 64
+        agent.send(CursorShape(id=5, width=8, height=8, hotspot_x=2, hotspot_y=2, bgra=red))
+        agent.send(CursorPosition(display_id=1, x=100, y=60, visible=True, shape_id=5))
+        page.wait_for_function(
+            """() => document.getElementById("cursor").getContext("2d")
+                .getImageData(98, 58, 1, 1).data[3] === 255"""
+        )
+        assert cursor_pixel(web, 98, 58) == [255, 0, 0, 255]  # top-left = position - hotspot
+        assert cursor_pixel(web, 105, 65) == [255, 0, 0, 255]
+        assert cursor_pixel(web, 106, 66) == [0, 0, 0, 0]
+        agent.send(CursorPosition(display_id=1, x=100, y=60, visible=False, shape_id=5))
+        page.wait_for_function(
+            """() => document.getElementById("cursor").getContext("2d")
+                .getImageData(98, 58, 1, 1).data[3] === 0"""
+        )
+
+        # Clipboard text both ways, on the user's action only.
+        page.fill("#clip-out", "ticket #4711")
+        page.locator("#clip-send").click()
+        assert agent.wait_for("clipboard").text == "ticket #4711"
+        agent.send(ClipboardText(text="C:\\Users\\anna\\report.docx"))
+        expect(page.locator("#clip-in")).to_have_value("C:\\Users\\anna\\report.docx")
+
+        # The agent drops: the page says it is reconnecting, and resumes when it is back.
+        agent.close()
+        expect(page.locator("#status")).to_have_text("Agent reconnecting…")
+        web.shot("viewer-agent-reconnecting")
+        agent = ScriptedAgent.connect(
+            loop_thread, web_server.url, key=agent.key, width=WIDTH, height=HEIGHT
+        )
+        request = agent.wait_for("session_request", lambda m: m.session_id == session_id)
+        assert not request.consent_required  # consent was given for this session already
+        expect(page.locator("#status")).to_have_text("Connected · you have control")
+    finally:
+        agent.close()
