@@ -93,13 +93,14 @@ class ScriptedAgent:
         width: int = 256,
         height: int = 128,
         screens: int = 1,
+        encoders: tuple[int, ...] = (Codec.CODEC_RAW_ZSTD,),
     ) -> ScriptedAgent:
         async def go() -> AgentClient:
             client = await AgentClient.connect(
                 url, key=key, code=code, key_in_header=code is None, hostname=hostname, os=os
             )
             await client.send_status(
-                encoders=[Codec.CODEC_RAW_ZSTD],
+                encoders=list(encoders),  # type: ignore[arg-type]
                 hostname=hostname,
                 os=os,
                 agent_version="0.1.0",

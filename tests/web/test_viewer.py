@@ -8,13 +8,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from fractions import Fraction
 from typing import Any
 
+import av
 import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from guruconnect.protocol import ClipboardText, CursorPosition, CursorShape, MouseButton, SpecialKey
+from guruconnect.protocol import (
+    ClipboardText,
+    Codec,
+    CursorPosition,
+    CursorShape,
+    MouseButton,
+    SpecialKey,
+    VideoFrame,
+)
 from guruconnect.protocol.keys import browser_table
 from tests.conftest import LiveServer
 from tests.web.agents import ScriptedAgent, screen_picture
@@ -260,5 +270,83 @@ def test_displays_cursor_clipboard_and_agent_reconnect(
         request = agent.wait_for("session_request", lambda m: m.session_id == session_id)
         assert not request.consent_required  # consent was given for this session already
         expect(page.locator("#status")).to_have_text("Connected · you have control")
+    finally:
+        agent.close()
+
+
+def h264_frames(rgb: np.ndarray, count: int) -> list[bytes]:
+    """``count`` access units (Annex B, constrained baseline) of a still picture."""
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height = rgb.shape[1], rgb.shape[0]
+    encoder.pix_fmt = "yuv420p"
+    encoder.time_base = Fraction(1, 30)
+    encoder.options = {
+        "profile": "baseline",
+        "tune": "zerolatency",
+        "preset": "ultrafast",
+        # Say in the stream which matrix the pixels were converted with (PyAV's BT.601).
+        "x264-params": "colormatrix=smpte170m:colorprim=smpte170m:transfer=smpte170m",
+    }
+    units = []
+    for n in range(count):
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        frame.pts = n
+        units += [bytes(packet) for packet in encoder.encode(frame)]
+    return units
+
+
+def test_h264_is_announced_and_decoded_with_webcodecs(
+    web: Browsing, web_server: LiveServer, loop_thread: LoopThread
+) -> None:
+    page = web.page
+    token = web_server.login("root")
+    key = web_server.client(token=token).post("/api/agent-keys", json={"label": "h264"})
+    agent = ScriptedAgent.connect(
+        loop_thread,
+        web_server.url,
+        key=key.json()["key"],
+        width=WIDTH,
+        height=HEIGHT,
+        encoders=(Codec.CODEC_H264, Codec.CODEC_RAW_ZSTD),
+    )
+    try:
+        session_id = open_session(web, agent)
+        expect(page.locator("#status")).to_have_text("Waiting for consent…")
+        # The page told the relay it decodes H.264 (WebCodecs) besides raw tiles, so the
+        # relay settles on H.264 with this agent.
+        assert page.locator("body").get_attribute("data-codecs") == "2,1"
+        agent.wait_for("session_request", lambda m: list(m.codecs) == [Codec.CODEC_H264], timeout=5)
+        agent.grant_consent(session_id)
+        expect(page.locator("#status")).to_have_text("Connected · you have control")
+
+        # Four flat quadrants: lossy, so each must come out close to its colour; a swapped
+        # channel or a misplaced quadrant is off by ~170.
+        colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (230, 230, 40)]
+        rgb = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+        for i, colour in enumerate(colours):
+            y, x = divmod(i, 2)
+            rgb[y * 64 : (y + 1) * 64, x * 128 : (x + 1) * 128] = colour
+        for n, unit in enumerate(h264_frames(rgb, 3)):
+            agent.send(
+                VideoFrame(
+                    session_id=session_id,
+                    display_id=1,
+                    codec=Codec.CODEC_H264,
+                    keyframe=n == 0,
+                    width=WIDTH,
+                    height=HEIGHT,
+                    data=unit,
+                    frame_number=n + 1,
+                    timestamp_us=n * 33_333,
+                )
+            )
+        expect(page.locator("#overlay")).to_be_hidden()
+        drawn = canvas_pixels(web)
+        assert drawn.shape == (HEIGHT, WIDTH, 4)
+        for i, colour in enumerate(colours):
+            y, x = divmod(i, 2)
+            centre = drawn[y * 64 + 16 : y * 64 + 48, x * 128 + 32 : x * 128 + 96, :3]
+            assert np.abs(centre.astype(int) - colour).max() <= 8, (colour, centre.mean((0, 1)))
+        web.shot("viewer-h264")
     finally:
         agent.close()

@@ -57,6 +57,9 @@ const stats = { frames: 0, bytes: 0 };
 const screen = new Screen($("screen"), $("cursor"), {
   onNeedKeyframe: () => send("keyframeRequest", { sessionId, displayId: screen.displayId }),
   onError: (message) => toast(message),
+  onPicture: () => {
+    if (state && state.state === State.STATE_ACTIVE) ui.overlay.hidden = true;
+  },
 });
 let input = null;
 
@@ -182,7 +185,6 @@ function onMessage(event) {
       } catch (error) {
         toast(`cannot draw a frame: ${error.message}`);
       }
-      if (state && state.state === State.STATE_ACTIVE) ui.overlay.hidden = screen.hasPicture;
       break;
     case "cursorShape":
       screen.cursorShape(message);

@@ -20,13 +20,14 @@ export async function decodableCodecs() {
 }
 
 export class Screen {
-  constructor(canvas, cursorCanvas, { onNeedKeyframe, onError }) {
+  constructor(canvas, cursorCanvas, { onNeedKeyframe, onError, onPicture }) {
     this.canvas = canvas;
     this.ctx = canvas.getContext("2d", { alpha: false });
     this.cursorCanvas = cursorCanvas;
     this.cursorCtx = cursorCanvas.getContext("2d");
     this.onNeedKeyframe = onNeedKeyframe;
     this.onError = onError;
+    this.onPicture = onPicture; // the first whole picture after a (re)start is on screen
     this.decoder = null;
     this.awaitingKey = true;
     this.displayId = 0;
@@ -74,7 +75,13 @@ export class Screen {
       const image = new ImageData(new Uint8ClampedArray(bgra.buffer, bgra.byteOffset, expected), tile.width, tile.height);
       this.ctx.putImageData(image, tile.x, tile.y);
     }
-    if (frame.keyframe) this.hasPicture = true;
+    if (frame.keyframe) this.pictured();
+  }
+
+  pictured() {
+    if (this.hasPicture) return;
+    this.hasPicture = true;
+    if (this.onPicture) this.onPicture();
   }
 
   requestKeyframe() {
@@ -91,7 +98,7 @@ export class Screen {
           this.resize(picture.displayWidth, picture.displayHeight);
           this.ctx.drawImage(picture, 0, 0);
           picture.close();
-          this.hasPicture = true;
+          this.pictured();
         },
         error: (error) => {
           this.onError(`video decoder: ${error.message}`);
