@@ -160,6 +160,28 @@ def test_session_end_to_end(web: Browsing, agent: ScriptedAgent) -> None:
     expect(page.locator("#stats")).to_contain_text("kbit/s")
     web.shot("viewer-chat")
 
+    # Fullscreen locks the keyboard, so Esc (and Win, Alt+Tab) go to the remote machine.
+    page.evaluate(
+        """() => {
+            window.__locks = [];
+            const lock = navigator.keyboard.lock.bind(navigator.keyboard);
+            navigator.keyboard.lock = (...a) => { window.__locks.push("lock"); return lock(...a); };
+            const unlock = navigator.keyboard.unlock.bind(navigator.keyboard);
+            navigator.keyboard.unlock = () => { window.__locks.push("unlock"); unlock(); };
+        }"""
+    )
+    page.locator("#text-mode").click()  # back to physical keys
+    page.locator("#fullscreen").click()
+    page.wait_for_function("document.fullscreenElement !== null")
+    assert page.evaluate("window.__locks") == ["lock"]
+    agent.clear()
+    page.keyboard.press("Escape")
+    escape = agent.wait_for("key_event", lambda m: not m.down)
+    assert (escape.scan_code, escape.extended) == tuple(table["Escape"])
+    page.locator("#fullscreen").click()
+    page.wait_for_function("document.fullscreenElement === null")
+    page.wait_for_function("window.__locks.join() === 'lock,unlock'")
+
     # Ending the session from the toolbar (two clicks) shows it plainly.
     page.locator("#end").click()
     page.locator("#end").click()
