@@ -125,6 +125,20 @@ class Browsing:
         return path
 
 
+def wait_js(page: Page, predicate: str, timeout_ms: int = 10 * UNIT_MS) -> None:
+    """Wait until the JavaScript function ``predicate`` returns true in the page.
+
+    Not ``page.wait_for_function``: its polling evaluates code with ``eval`` inside the
+    page, which the pages' CSP (rightly) refuses; ``evaluate`` goes through DevTools.
+    """
+    waited = 0
+    while not page.evaluate(predicate):
+        if waited >= timeout_ms:
+            raise AssertionError(f"not true within {timeout_ms} ms: {predicate}")
+        page.wait_for_timeout(20)
+        waited += 20
+
+
 def open_page(browser: Browser, base_url: str, viewport: dict[str, int] = DESKTOP) -> Browsing:
     context = browser.new_context(viewport=viewport, base_url=base_url)  # type: ignore[arg-type]
     context.set_default_timeout(10 * UNIT_MS)

@@ -19,7 +19,7 @@ from guruconnect.server.db.schema import support_codes, users
 from guruconnect.server.middleware import CONTENT_SECURITY_POLICY
 from tests.conftest import PASSWORD, Database, LiveServer, make_settings
 from tests.web.agents import ScriptedAgent
-from tests.web.conftest import Browsing, LoopThread, off_loop, open_page
+from tests.web.conftest import Browsing, LoopThread, off_loop, open_page, wait_js
 
 XSS_HOSTNAME = "<img src=x onerror=alert(1)>"
 XSS_OS = "<script>alert(2)</script>"
@@ -196,7 +196,7 @@ def test_csp_blocks_injected_inline_script(web: Browsing) -> None:
                 '<img src="data:," onload="window.__pwned = \\'handler\\'">');
         }"""
     )
-    web.page.wait_for_function("window.__violations.length >= 2")
+    wait_js(web.page, "() => window.__violations.length >= 2")
     assert web.page.evaluate("typeof window.__pwned") == "undefined"
     assert set(web.page.evaluate("window.__violations")) <= {"script-src-elem", "script-src-attr"}
     assert web.log.csp  # Chromium reported the refusals

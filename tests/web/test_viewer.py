@@ -28,7 +28,7 @@ from guruconnect.protocol import (
 from guruconnect.protocol.keys import browser_table
 from tests.conftest import LiveServer
 from tests.web.agents import ScriptedAgent, screen_picture
-from tests.web.conftest import UNIT_MS, Browsing, LoopThread
+from tests.web.conftest import PHONE, UNIT_MS, Browsing, LoopThread, wait_js
 
 WIDTH, HEIGHT = 256, 128
 
@@ -172,15 +172,15 @@ def test_session_end_to_end(web: Browsing, agent: ScriptedAgent) -> None:
     )
     page.locator("#text-mode").click()  # back to physical keys
     page.locator("#fullscreen").click()
-    page.wait_for_function("document.fullscreenElement !== null")
+    wait_js(page, "() => document.fullscreenElement !== null")
     assert page.evaluate("window.__locks") == ["lock"]
     agent.clear()
     page.keyboard.press("Escape")
     escape = agent.wait_for("key_event", lambda m: not m.down)
     assert (escape.scan_code, escape.extended) == tuple(table["Escape"])
     page.locator("#fullscreen").click()
-    page.wait_for_function("document.fullscreenElement === null")
-    page.wait_for_function("window.__locks.join() === 'lock,unlock'")
+    wait_js(page, "() => document.fullscreenElement === null")
+    wait_js(page, "() => window.__locks.join() === 'lock,unlock'")
 
     # Ending the session from the toolbar (two clicks) shows it plainly.
     page.locator("#end").click()
@@ -218,6 +218,16 @@ def test_view_only_sends_no_input(web: Browsing, agent: ScriptedAgent) -> None:
     agent.wait_for("chat")
     assert agent.received("mouse_event") == []
     assert agent.received("key_event") == []
+    web.shot("viewer-view-only")
+
+    # On a phone the side panel goes under the screen; nothing overflows sideways.
+    web.page.set_viewport_size(PHONE)
+    wait_js(web.page, "() => document.documentElement.scrollWidth <= window.innerWidth")
+    box = web.page.locator("#screen").bounding_box()
+    assert box is not None
+    assert 0 < box["width"] <= PHONE["width"]
+    expect(web.page.locator("#chat-input")).to_be_visible()
+    web.shot("phone-viewer")
 
 
 def cursor_pixel(web: Browsing, x: int, y: int) -> list[int]:
@@ -262,17 +272,19 @@ def test_displays_cursor_clipboard_and_agent_reconnect(
         red = bytes([0, 0, 255, 255]) * 64
         agent.send(CursorShape(id=5, width=8, height=8, hotspot_x=2, hotspot_y=2, bgra=red))
         agent.send(CursorPosition(display_id=1, x=100, y=60, visible=True, shape_id=5))
-        page.wait_for_function(
+        wait_js(
+            page,
             """() => document.getElementById("cursor").getContext("2d")
-                .getImageData(98, 58, 1, 1).data[3] === 255"""
+                .getImageData(98, 58, 1, 1).data[3] === 255""",
         )
         assert cursor_pixel(web, 98, 58) == [255, 0, 0, 255]  # top-left = position - hotspot
         assert cursor_pixel(web, 105, 65) == [255, 0, 0, 255]
         assert cursor_pixel(web, 106, 66) == [0, 0, 0, 0]
         agent.send(CursorPosition(display_id=1, x=100, y=60, visible=False, shape_id=5))
-        page.wait_for_function(
+        wait_js(
+            page,
             """() => document.getElementById("cursor").getContext("2d")
-                .getImageData(98, 58, 1, 1).data[3] === 0"""
+                .getImageData(98, 58, 1, 1).data[3] === 0""",
         )
 
         # Clipboard text both ways, on the user's action only.

@@ -61,6 +61,9 @@ function renderNav(current) {
     ),
   );
   document.getElementById("who-name").textContent = me.display_name || me.username;
+  // On a phone the navigation scrolls sideways: keep the current page's tab in sight.
+  const active = nav.querySelector("[aria-current=page]");
+  if (active) active.scrollIntoView({ block: "nearest", inline: "center" });
 }
 
 async function show() {
