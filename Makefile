@@ -48,6 +48,7 @@ format: setup
 bench: setup
 	$(PY) bench/login_timing.py
 	$(PY) bench/relay.py
+	$(PY) bench/encoder.py
 
 # Regenerate the wire-format module from proto/guruconnect.proto (commit the result).
 proto: setup

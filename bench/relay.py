@@ -131,20 +131,20 @@ def servers(workdir: Path) -> Servers:  # type: ignore[misc]
         "GURUCONNECT_HEARTBEAT_INTERVAL_SECONDS": "60",
     }
     bin_dir = Path(sys.executable).parent
-    subprocess.run(  # noqa: S603
+    subprocess.run(
         [str(bin_dir / "guruconnect"), "admin", "create-user", "bench", "--admin"],
         input=PASSWORD.encode(),
         env=env,
         check=True,
         capture_output=True,
     )
-    relay = subprocess.Popen(  # noqa: S603
+    relay = subprocess.Popen(
         [str(bin_dir / "guruconnect"), "server", "--port", str(relay_port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    baseline = subprocess.Popen(  # noqa: S603
+    baseline = subprocess.Popen(
         [sys.executable, __file__, "--serve-baseline", str(baseline_port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -8,6 +8,7 @@ decides, chat goes both ways, and the agent comes back after the server restarts
 from __future__ import annotations
 
 import asyncio
+import getpass
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,8 @@ import pytest
 from guruconnect.client import ApiClient, ViewerClient
 from guruconnect.client.screen import TileDecoder
 from guruconnect.protocol import (
+    ChatMessage,
+    Codec,
     KeyEvent,
     MouseButton,
     MouseEvent,
@@ -91,6 +94,7 @@ async def picture_until(
     done: Callable[[], bool],
     timeout: float = 20,
     on_frame: Callable[[Any], None] | None = None,
+    others: list[Any] | None = None,
 ) -> None:
     deadline = time.monotonic() + timeout
     while not (decoder.frames and done()):
@@ -104,12 +108,18 @@ async def picture_until(
         except TimeoutError:
             continue
         if envelope.HasField("video_frame"):
+            if envelope.video_frame.codec != Codec.CODEC_RAW_ZSTD:
+                continue  # sent before the relay told the agent what this viewer decodes
             decoder.apply(envelope.video_frame)
             if on_frame is not None:
                 on_frame(envelope.video_frame)
+        elif others is not None:
+            others.append(envelope)
 
 
-async def quiet(viewer: ViewerClient, decoder: TileDecoder, seconds: float) -> None:
+async def quiet(
+    viewer: ViewerClient, decoder: TileDecoder, seconds: float, others: list[Any] | None = None
+) -> None:
     """Apply frames until none has come for ``seconds``."""
     while True:
         try:
@@ -118,6 +128,8 @@ async def quiet(viewer: ViewerClient, decoder: TileDecoder, seconds: float) -> N
             return
         if envelope.HasField("video_frame"):
             decoder.apply(envelope.video_frame)
+        elif others is not None:
+            others.append(envelope)
 
 
 @pytest.fixture
@@ -161,14 +173,23 @@ def test_screen_arrives_bit_for_bit_and_updates_send_only_changed_tiles(
         )
         _session_id, viewer = await open_session(api, machine_id)
         decoder = TileDecoder()
+        others: list[Any] = []
         await picture_until(
-            viewer, decoder, lambda: np.array_equal(decoder.rgb(), background), timeout=20
+            viewer,
+            decoder,
+            lambda: np.array_equal(decoder.rgb(), background),
+            timeout=20,
+            others=others,
         )
         # Independently of the agent: the X server's own pixels, alpha byte and all.
         assert np.array_equal(decoder.picture, xserver.screenshot())
 
         # Let the keyframes asked for at the session's start go by: then the screen is still.
-        await quiet(viewer, decoder, 1.0)
+        await quiet(viewer, decoder, 1.0, others)
+        # The cursor travels on its own, not burned into the picture.
+        shape = next(e.cursor_shape for e in others if e.HasField("cursor_shape"))
+        assert shape.width > 0
+        assert len(shape.bgra) == shape.width * shape.height * 4
 
         # A 40x40 change at (500, 500) touches tiles (448|512) x (448|512): four of them.
         patch = np.full((40, 40, 3), (250, 10, 120), np.uint8)
@@ -187,6 +208,12 @@ def test_screen_arrives_bit_for_bit_and_updates_send_only_changed_tiles(
         )
         assert decoder.frames > frames_before
         assert set(seen) == {(448, 448), (512, 448), (448, 512), (512, 512)}
+        xserver.run("xdotool", "mousemove", "321", "123")
+        while True:
+            envelope = await viewer.recv(10)
+            if envelope.HasField("cursor_position") and envelope.cursor_position.x == 321:
+                assert (envelope.cursor_position.y, envelope.cursor_position.visible) == (123, True)
+                break
         await viewer.close()
         await api.aclose()
         assert agent.process.poll() is None, agent.log()
@@ -267,3 +294,153 @@ def test_keys_by_scan_code_text_mode_clicks_and_special_keys_reach_the_desktop(
         await api.aclose()
 
     asyncio.run(scenario())
+
+
+CONSENT = "GuruConnect: connection request"
+INDICATOR = "GuruConnect: session active"
+CHAT = "GuruConnect: chat"
+
+
+async def attended_agent(
+    relay: LiveServer, start_agent: Callable[..., AgentProcess]
+) -> tuple[ApiClient, AgentProcess, str]:
+    api = await admin_api(relay)
+    key = await api.issue_agent_key("pc")
+    agent = start_agent(relay.url, key=key["key"])
+    return api, agent, await wait_online(api)
+
+
+def test_the_person_at_the_machine_allows_chats_and_ends_the_session(
+    relay: LiveServer, xserver: XServer, start_agent: Callable[..., AgentProcess]
+) -> None:
+    async def scenario() -> None:
+        api, _agent, machine_id = await attended_agent(relay, start_agent)
+        session_id, viewer = await open_session(api, machine_id)
+        assert viewer.state.state == SessionState.STATE_AWAITING_CONSENT
+        dialog = await asyncio.to_thread(xserver.window, CONSENT)
+        # Nothing travels before the answer.
+        with pytest.raises(TimeoutError):
+            await viewer.expect("video_frame", timeout=0.5)
+        await asyncio.to_thread(xserver.press, dialog, "alt+a")
+        await next_state(viewer, SessionState.STATE_ACTIVE)
+        await viewer.expect("video_frame")
+        indicator = await asyncio.to_thread(xserver.window, INDICATOR)
+        assert xserver.no_window(CONSENT)
+
+        # Chat: the technician writes, the window opens at the machine, the person answers.
+        await viewer.send(ChatMessage(session_id=session_id, text="Hello, I am looking now"))
+        chat = await asyncio.to_thread(xserver.window, CHAT)
+        await asyncio.to_thread(xserver.press, chat, "Tab")  # focus: log -> entry
+        await asyncio.to_thread(xserver.run, "xdotool", "type", "--delay", "20", "thanks")
+        await asyncio.to_thread(xserver.run, "xdotool", "key", "Return")
+        echo = await viewer.expect("chat")  # the relay shows every viewer the whole chat
+        assert (echo.sender, echo.text) == ("root", "Hello, I am looking now")
+        answer = await viewer.expect("chat")
+        assert answer.text == "thanks"
+        assert answer.sender == getpass.getuser()  # the user logged in at the machine
+
+        # The person ends it: the viewer hears why, the indicator goes away.
+        await asyncio.to_thread(xserver.press, indicator, "alt+e")
+        ended = await next_state(viewer, SessionState.STATE_ENDED)
+        assert ended.reason == "ended_at_machine"
+        deadline = time.monotonic() + 10
+        while not xserver.no_window(INDICATOR):
+            assert time.monotonic() < deadline, "the indicator stayed"
+            await asyncio.sleep(0.1)
+        await viewer.close()
+        await api.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_denial_ends_the_request_and_nothing_is_sent(
+    relay: LiveServer, xserver: XServer, start_agent: Callable[..., AgentProcess]
+) -> None:
+    async def scenario() -> None:
+        api, _agent, machine_id = await attended_agent(relay, start_agent)
+        session_id, viewer = await open_session(api, machine_id)
+        dialog = await asyncio.to_thread(xserver.window, CONSENT)
+        await asyncio.to_thread(xserver.press, dialog, "alt+d")
+        deadline = time.monotonic() + 15
+        kinds = []
+        while True:
+            envelope = await viewer.recv(max(0.1, deadline - time.monotonic()))
+            kinds.append(envelope.WhichOneof("payload"))
+            if envelope.HasField("session_state") and envelope.session_state.state == (
+                SessionState.STATE_ENDED
+            ):
+                assert envelope.session_state.reason == "consent_denied"
+                break
+        assert "video_frame" not in kinds
+        assert "cursor_position" not in kinds
+        session = await api._call("GET", f"/api/sessions/{session_id}")
+        assert session["state"] == "ended"
+        denied = await asyncio.to_thread(relay.events, "consent.denied")
+        assert len(denied) == 1
+        assert "denied by the local user" in str(denied[0].detail)
+        await viewer.close()
+        await api.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_agent_comes_back_after_the_server_restarts(
+    sqlite_server: Callable[..., LiveServer],
+    xserver: XServer,
+    start_agent: Callable[..., AgentProcess],
+) -> None:
+    first = sqlite_server()
+    first.create_user("root", is_admin=True)
+
+    async def before() -> None:
+        api, _agent, _machine = await unattended_agent(first, start_agent, "--no-windows")
+        await api.aclose()
+
+    asyncio.run(before())
+    port = int(first.url.rsplit(":", 1)[1])
+    first.stop()
+    time.sleep(1.0)  # the agent notices and starts backing off
+    second = sqlite_server(port=port)
+
+    async def after() -> None:
+        api = await admin_api(second)
+        machine_id = await wait_online(api, timeout=30)
+        _session_id, viewer = await open_session(api, machine_id)
+        frame = await viewer.expect("video_frame", timeout=15)
+        assert frame.width == SCREEN[0]
+        assert frame.height == SCREEN[1]
+        await viewer.close()
+        await api.aclose()
+
+    asyncio.run(after())
+    connected = second.events("agent.connected")
+    assert len(connected) == 2  # once before the restart, once after (same database)
+    assert connected[0].machine_id == connected[1].machine_id
+
+
+def test_revoked_key_and_used_code_end_the_agent_with_a_message(
+    relay: LiveServer, xserver: XServer, start_agent: Callable[..., AgentProcess]
+) -> None:
+    async def scenario() -> tuple[AgentProcess, AgentProcess]:
+        api = await admin_api(relay)
+        key = await api.issue_agent_key("pc")
+        agent = start_agent(relay.url, key=key["key"], extra=("--no-windows",))
+        await wait_online(api)
+        await api._call("DELETE", f"/api/agent-keys/{key['id']}")
+
+        code = await api.create_support_code()
+        from guruconnect.client import AgentClient
+
+        first = await AgentClient.connect(relay.url, code=code["code"])
+        await first.close()
+        used = start_agent(relay.url, code=code["code"], extra=("--no-windows",))
+        await api.aclose()
+        return agent, used
+
+    revoked, used = asyncio.run(scenario())
+    assert revoked.wait(20) == 3
+    assert "revoked" in revoked.log()
+    assert used.wait(20) == 3
+    assert "refused this support code" in used.log()
+    # No retry storm: one connection attempt each, not a loop.
+    assert used.log().count("relay refused") <= 1

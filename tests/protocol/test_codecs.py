@@ -14,7 +14,7 @@ UNSPECIFIED = Codec.CODEC_UNSPECIFIED
 FUTURE = 99  # a codec a newer peer might announce; proto3 enums keep unknown values
 
 CASES = [
-    pytest.param([H264, RAW], [], H264, id="no-viewers-agent-best"),
+    pytest.param([H264, RAW], [], RAW, id="no-viewers-raw-until-they-say-more"),
     pytest.param([RAW], [], RAW, id="no-viewers-raw-agent"),
     pytest.param([], [], RAW, id="agent-announces-nothing"),
     pytest.param([H264, RAW], [[H264, RAW]], H264, id="one-h264-viewer"),

@@ -26,7 +26,7 @@ import pytest_asyncio
 from sqlalchemy import insert, select, update
 from websockets.asyncio.client import connect
 
-from guruconnect.client import AgentClient, ApiClient, Connection, Refused
+from guruconnect.client import AgentClient, ApiClient, Connection, Refused, ViewerClient
 from guruconnect.client.peers import ws_base
 from guruconnect.protocol import (
     AgentHello,
@@ -921,6 +921,43 @@ async def test_slow_viewer_slows_neither_the_agent_nor_other_viewers(
     assert len(backlog) < count
     assert backlog == sorted(set(backlog))
     assert (await session_row(relay, session_id)).state == "active"
+
+
+async def test_the_agent_hears_how_many_frames_slow_viewers_lost(
+    relay_factory: Callable[..., Relay], keep: Closer
+) -> None:
+    """Keyframe requests carry the frames the relay dropped for slow viewers: the agent's
+    cue to lower its bitrate and frame rate. Every dropped frame is reported once."""
+    relay = await start(relay_factory, viewer_video_queue=2)
+    api = keep(await relay.api())
+    agent, machine_id, _ = await relay.online_agent(api)
+    keep(agent)
+    session_id = await relay.active_session(api, agent, machine_id)
+    fast = keep(await relay.viewer(api, session_id, "view"))
+    stalled = keep(await relay.viewer(api, session_id))  # not read for now
+    count, data = 60, b"\x33" * (256 * 1024)
+
+    async def drain(viewer: ViewerClient, idle: float) -> int:
+        received = 0
+        with contextlib.suppress(TimeoutError):
+            while True:
+                await viewer.expect("video_frame", timeout=idle)
+                received += 1
+        return received
+
+    fast_task = asyncio.create_task(drain(fast, 3))
+    for number in range(1, count + 1):
+        await agent.send(frame(session_id, number, data))
+        await asyncio.sleep(0.002)
+    stalled_received = await drain(stalled, 1)
+    fast_received = await fast_task
+    dropped = 2 * count - stalled_received - fast_received
+    assert stalled_received < count  # it did lose frames
+    reported = 0
+    with contextlib.suppress(TimeoutError):
+        while reported < dropped:
+            reported += (await agent.expect("keyframe_request", timeout=3)).dropped_frames
+    assert reported == dropped
 
 
 async def test_chat_and_clipboard_relay_both_ways_within_scope(

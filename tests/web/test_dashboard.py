@@ -186,10 +186,14 @@ def test_agent_key_issued_once_copied_and_revoked(
     key = page.locator("#new-key").input_value()
     assert key.startswith("cak_")
     expect(page.locator("#install-0")).to_have_value(
-        f"guruconnect agent --server {web_server.url} --key {key}"
+        f"GURUCONNECT_AGENT_KEY={key} guruconnect agent --server {web_server.url}"
     )
     expect(page.locator("#install-1")).to_have_value(
-        re.compile(rf"guruconnect\.exe\" agent --server {re.escape(web_server.url)} --key {key}$")
+        re.compile(
+            rf'^\$env:GURUCONNECT_AGENT_KEY="{key}"; & ".*guruconnect\.exe" agent --server '
+            + re.escape(web_server.url)
+            + "$"
+        )
     )
     page.locator("#issued-key .copy-row").first.get_by_role("button", name="Copy").click()
     expect(page.locator("#issued-key .copied").first).to_have_text("Copied")

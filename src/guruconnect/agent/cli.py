@@ -23,6 +23,14 @@ def _read_key(key: str | None, key_file: Path | None) -> str | None:
     return key or os.environ.get(KEY_ENV) or None
 
 
+def _encoder_list(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if value.strip().lower() == "none":
+        return ()
+    return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
 @agent_app.callback(invoke_without_command=True)
 def agent(
     ctx: typer.Context,
@@ -46,6 +54,15 @@ def agent(
         bool,
         typer.Option(help="Start sessions without asking, where the server's policy allows it."),
     ] = False,
+    h264_encoders: Annotated[
+        str | None,
+        typer.Option(
+            help="H.264 encoders to try, best first, comma-separated ('none': raw tiles only)."
+        ),
+    ] = None,
+    max_rate_kbps: Annotated[
+        int, typer.Option(min=200, help="Most kbit/s an H.264 stream may use.")
+    ] = 8000,
     no_windows: Annotated[
         bool, typer.Option("--no-windows", help="Show no windows (consent is then denied).")
     ] = False,
@@ -70,6 +87,8 @@ def agent(
         display=display,
         fps=fps,
         keyframe_interval=keyframe_interval,
+        h264_encoders=_encoder_list(h264_encoders),
+        max_rate_kbps=max_rate_kbps,
         unattended=unattended,
         desktop_ui=not no_windows,
     )

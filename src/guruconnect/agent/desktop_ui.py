@@ -137,11 +137,15 @@ class Indicator:
             bg="#b00020",
             font=("DejaVu Sans", 10, "bold"),
         ).pack(side="left", padx=(0, 12))
-        tk.Button(frame, text="Chat", command=app.show_chat).pack(side="left")
+        tk.Button(frame, text="Chat", underline=0, command=app.show_chat).pack(side="left")
         tk.Button(frame, text="Send clipboard", command=app.send_clipboard).pack(
             side="left", padx=(6, 0)
         )
-        tk.Button(frame, text="End session", command=self.end).pack(side="left", padx=(6, 0))
+        tk.Button(frame, text="End session", underline=0, command=self.end).pack(
+            side="left", padx=(6, 0)
+        )
+        win.bind("<Alt-e>", lambda _e: self.end())
+        win.bind("<Alt-c>", lambda _e: app.show_chat())
         win.geometry("+0+0")
 
     def end(self) -> None:

@@ -23,6 +23,7 @@ from guruconnect.agent import consent
 from guruconnect.agent.capture import Capturer, DisplayInfo, open_capturer
 from guruconnect.agent.capture.cursor import CursorSource, open_cursor
 from guruconnect.agent.desktop import Desktop, LocalEvent
+from guruconnect.agent.encode import h264
 from guruconnect.agent.inject import InjectError, Injector, open_injector
 from guruconnect.agent.stream import CaptureWorker, Streamer
 from guruconnect.agent.transport import EXIT_OK, EXIT_REFUSED, AgentExit, Backoff, fatal_refusal
@@ -65,6 +66,9 @@ class AgentConfig:
     hostname: str = field(default_factory=socket.gethostname)
     reconnect_cap: float = 60.0
     desktop_ui: bool = True
+    #: H.264 encoders to probe, best first (None: hardware, then software; empty: none).
+    h264_encoders: tuple[str, ...] | None = None
+    max_rate_kbps: int = 8000
 
 
 @dataclass
@@ -116,7 +120,10 @@ class Agent:
         #: resumed session is not asked again.
         self._allowed: set[str] = set()
         self._conn: AgentClient | None = None
+        self._displays: list[DisplayInfo] = []
         self.connections = 0
+        #: The H.264 encoder that opened here, if any (probed once at start).
+        self.h264: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -124,6 +131,10 @@ class Agent:
         """Serve until a refusal no retry can fix, or a support-code session is over."""
         if self.config.desktop_ui:
             await self.desktop.start()
+        order = self.config.h264_encoders
+        found = await asyncio.to_thread(h264.probe, *(() if order is None else (order,)))
+        self.h264 = found[0] if found else None
+        log.info("video encoders", h264=self.h264 or "none", probed=found)
         try:
             while True:
                 try:
@@ -188,7 +199,7 @@ class Agent:
 
     async def _serve(self, conn: AgentClient) -> None:
         self.backoff.reset()
-        displays = await self.worker.displays()
+        displays = self._displays = await self.worker.displays()
         await conn.send(self._status(displays))
         await conn.send(DisplayList(displays=[d.message() for d in displays]))
         local = asyncio.create_task(self._local_events(conn), name="local-events")
@@ -212,7 +223,9 @@ class Agent:
             os=_os_name(),
             agent_version=build_info().full_version,
             displays=[d.message() for d in displays],
-            encoders=[Codec.CODEC_RAW_ZSTD],
+            encoders=[Codec.CODEC_H264, Codec.CODEC_RAW_ZSTD]
+            if self.h264
+            else [Codec.CODEC_RAW_ZSTD],
             consent_policy=policy,
             user_name=_user_name(),
         )
@@ -234,7 +247,8 @@ class Agent:
             await self._session_state(envelope.session_state)
         elif kind == "keyframe_request":
             if session is not None and session.streamer is not None:
-                session.streamer.request_keyframe()
+                dropped = envelope.keyframe_request.dropped_frames
+                session.streamer.request_keyframe(dropped_frames=dropped)
         elif kind == "display_switch":
             if session is not None and session.streamer is not None and session.allowed:
                 switch = envelope.display_switch
@@ -258,6 +272,8 @@ class Agent:
         if current is not None and current.id == session_id:
             # The same session again: a codec renegotiation, or the offer after a reconnect.
             current.codec = request.codecs[0] if request.codecs else Codec.CODEC_RAW_ZSTD
+            if current.streamer is not None:
+                current.streamer.set_codec(current.codec)
             if current.allowed and current.task is None:
                 await self._start(conn, current)
             return
@@ -267,6 +283,7 @@ class Agent:
             id=session_id,
             technician=request.technician,
             scope=request.scope,
+            codec=request.codecs[0] if request.codecs else Codec.CODEC_RAW_ZSTD,
         )
         self.session = session
         server_requires = request.consent_required
@@ -310,17 +327,19 @@ class Agent:
             self.session = None
 
     async def _start(self, conn: AgentClient, session: ActiveSession) -> None:
-        await conn.send(
-            SessionResponse(session_id=session.id, accepted=True, codec=Codec.CODEC_RAW_ZSTD)
-        )
         streamer = session.streamer or Streamer(
             self.worker,
             conn.send_raw,
             session.id,
             fps=self.config.fps,
             keyframe_interval=self.config.keyframe_interval,
+            codec=session.codec,
+            h264_encoder=self.h264,
+            max_rate_kbps=self.config.max_rate_kbps,
         )
         streamer.send = conn.send_raw
+        codec = Codec.CODEC_H264 if streamer.codec == Codec.CODEC_H264 else Codec.CODEC_RAW_ZSTD
+        await conn.send(SessionResponse(session_id=session.id, accepted=True, codec=codec))
         session.streamer = streamer
         session.task = asyncio.create_task(self._stream(conn, streamer), name="stream")
         self.desktop.session_started(session.id, session.technician, session.scope_name)
@@ -431,6 +450,9 @@ class Agent:
         event = envelope.mouse_event
         streamer = session.streamer
         display = streamer.display if streamer is not None else None
+        if display is None:  # no frame captured yet: the display the stream will show
+            wanted = streamer.display_id if streamer is not None else 1
+            display = next((d for d in self._displays if d.id == wanted), None)
         if display is None:
             return
         if event.display_id not in (0, display.id):

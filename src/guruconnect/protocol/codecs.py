@@ -20,10 +20,17 @@ FALLBACK: Final[Codec] = Codec.CODEC_RAW_ZSTD
 def negotiate(agent_encoders: Iterable[Codec], viewer_decoders: Iterable[Iterable[Codec]]) -> Codec:
     """Return the best codec the agent encodes and every current viewer decodes.
 
-    With no viewers, the agent's best. ``CODEC_UNSPECIFIED`` and values this build does
-    not know (a newer peer's) are ignored; :data:`FALLBACK` when nothing else is common.
+    With no viewers, :data:`FALLBACK`: nobody watches yet, and whoever joins first can
+    decode it, so the first frames a viewer gets are never in a codec it lacks (the session
+    moves up to H.264 once the viewers have said they decode it). ``CODEC_UNSPECIFIED``
+    and values this build does not know (a newer peer's) are ignored; :data:`FALLBACK`
+    when nothing else is common.
     """
     common = set(PREFERENCE).intersection(agent_encoders)
+    anyone = False
     for decoders in viewer_decoders:
         common.intersection_update(decoders)
+        anyone = True
+    if not anyone:
+        return FALLBACK
     return next((codec for codec in PREFERENCE if codec in common), FALLBACK)

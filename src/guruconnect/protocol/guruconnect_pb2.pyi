@@ -317,12 +317,14 @@ class CursorPosition(_message.Message):
     def __init__(self, display_id: _Optional[int] = ..., x: _Optional[int] = ..., y: _Optional[int] = ..., visible: _Optional[bool] = ..., shape_id: _Optional[int] = ...) -> None: ...
 
 class KeyframeRequest(_message.Message):
-    __slots__ = ("session_id", "display_id")
+    __slots__ = ("session_id", "display_id", "dropped_frames")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_ID_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FRAMES_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     display_id: int
-    def __init__(self, session_id: _Optional[str] = ..., display_id: _Optional[int] = ...) -> None: ...
+    dropped_frames: int
+    def __init__(self, session_id: _Optional[str] = ..., display_id: _Optional[int] = ..., dropped_frames: _Optional[int] = ...) -> None: ...
 
 class MouseEvent(_message.Message):
     __slots__ = ("display_id", "x", "y", "button", "down", "wheel_x", "wheel_y")

@@ -30,10 +30,11 @@ class BackgroundServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Bind ``settings.host`` on a free port and return once the app has started."""
+        """Bind ``settings.host`` on ``settings.port`` (0: a free port) and return once the
+        app has started."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.settings.host, 0))
+        sock.bind((self.settings.host, self.settings.port))
         host, port = sock.getsockname()[:2]
         self._server = server = uvicorn.Server(uvicorn_config(self.settings, self.app))
         self._thread = thread = threading.Thread(

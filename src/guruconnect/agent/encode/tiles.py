@@ -83,6 +83,16 @@ class TileEncoder:
         per_tile = self._changed.reshape(self.rows, TILE, self.cols, TILE * 4 // 8)
         return np.asarray(per_tile.any(axis=(1, 3)), np.bool_)
 
+    def changed(self) -> bool:
+        """Whether the loaded frame differs from the last one committed."""
+        return not self._have_previous or bool(self.dirty_tiles().any())
+
+    def commit(self) -> None:
+        """The loaded frame was sent (whole, by another codec): it becomes the reference,
+        and the old reference is the buffer the next capture overwrites."""
+        self._previous, self._current = self._current, self._previous
+        self._have_previous = True
+
     def encode(
         self, *, keyframe: bool = False, session_id: str = "", display_id: int = 1, now_us: int = 0
     ) -> EncodedFrame | None:
@@ -125,8 +135,5 @@ class TileEncoder:
             messages[-1].tiles.append(Tile(x=x, y=y, width=w, height=h, data=data))
             size += len(data) + 24
             count += 1
-        # Everything that changed was sent: the frame just sent becomes the reference, and
-        # the old reference is the buffer the next capture overwrites.
-        self._previous, self._current = self._current, self._previous
-        self._have_previous = True
+        self.commit()  # everything that changed was sent
         return EncodedFrame(messages, count, keyframe)

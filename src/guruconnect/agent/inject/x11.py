@@ -10,6 +10,7 @@ a spare keycode, typed, and the binding is undone.
 from __future__ import annotations
 
 import contextlib
+import time
 
 import structlog
 from Xlib import XK, X
@@ -33,6 +34,10 @@ BUTTONS = {
 WHEEL_UP, WHEEL_DOWN, WHEEL_LEFT, WHEEL_RIGHT = 4, 5, 6, 7
 SHIFT = keytable.by_code()["ShiftLeft"]
 ALTGR = keytable.by_code()["AltRight"]
+#: Spare keycodes used for characters the layout lacks, and the pause after rebinding one
+#: so clients have re-read the keymap before the key arrives.
+SPARE_SLOTS = 8
+REMAP_SETTLE_SECONDS = 0.05
 _NAMED_CHARS = {"\n": "Return", "\r": "Return", "\t": "Tab", "\b": "BackSpace"}
 
 
@@ -60,6 +65,10 @@ class XTestInjector:
         self._held_buttons: set[int] = set()
         self._min_keycode = self._display.display.info.min_keycode
         self._max_keycode = self._display.display.info.max_keycode
+        self._keysyms_per_code = len(self._display.get_keyboard_mapping(self._min_keycode, 1)[0])
+        self._spare: list[int] = []
+        self._bound: dict[int, int] = {}  # keysym -> the spare keycode bound to it
+        self._next_slot = 0
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -88,14 +97,12 @@ class XTestInjector:
         for modifier in reversed(modifiers):
             self._fake_key(modifier, False)
 
-    def _spare_keycode(self) -> int:
+    def _spare_keycodes(self) -> list[int]:
         first = self._min_keycode
         count = self._max_keycode - first + 1
         mapping = self._display.get_keyboard_mapping(first, count)
-        for offset in range(count - 1, -1, -1):
-            if not any(mapping[offset]):
-                return int(first + offset)
-        raise InjectError("no spare keycode to type this character")
+        spare = [first + i for i in range(count) if not any(mapping[i])]
+        return [int(keycode) for keycode in reversed(spare)][:SPARE_SLOTS]
 
     def text(self, text: str) -> None:
         shift, altgr = self._keycode(SHIFT), self._keycode(ALTGR)
@@ -116,16 +123,32 @@ class XTestInjector:
         self._display.sync()
 
     def _type_unmapped(self, keysym: int) -> None:
-        spare = self._spare_keycode()
-        per_keycode = self._display.get_keyboard_mapping(spare, 1)[0]
-        self._display.change_keyboard_mapping(spare, [(keysym,) * len(per_keycode)])
+        """Bind the keysym to a spare keycode and type it. The binding stays until its slot
+        is needed again: clients re-read the keymap when told it changed, and a binding
+        undone right after the key press races with that (the character comes out wrong)."""
+        keycode = self._bound.get(keysym)
+        if keycode is None:
+            if not self._spare:
+                self._spare = self._spare_keycodes()
+                if not self._spare:
+                    raise InjectError("no spare keycode to type this character")
+            keycode = self._spare[self._next_slot % len(self._spare)]
+            self._next_slot += 1
+            for old, code in list(self._bound.items()):
+                if code == keycode:
+                    del self._bound[old]
+            self._display.change_keyboard_mapping(keycode, [(keysym,) * self._keysyms_per_code])
+            self._display.sync()
+            self._bound[keysym] = keycode
+            time.sleep(REMAP_SETTLE_SECONDS)
+        self._tap(keycode)
         self._display.sync()
-        try:
-            self._tap(spare)
-            self._display.sync()
-        finally:
-            self._display.change_keyboard_mapping(spare, [tuple(per_keycode)])
-            self._display.sync()
+
+    def _unbind_all(self) -> None:
+        for keycode in set(self._bound.values()):
+            self._display.change_keyboard_mapping(keycode, [(0,) * self._keysyms_per_code])
+        self._bound.clear()
+        self._display.sync()
 
     def special(self, key: SpecialKey) -> None:
         chord = SPECIAL_CHORDS.get(key)
@@ -178,4 +201,6 @@ class XTestInjector:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.release_all()
+        with contextlib.suppress(Exception):
+            self._unbind_all()
         self._display.close()

@@ -301,7 +301,9 @@ async def _control(state: AppState, agent: AgentPeer, kind: str, data: bytes) ->
         response = decode(data).session_response
         live = hub.live_session_for_machine(agent.machine_id)
         if not response.accepted and live is not None and str(live.id) == response.session_id:
-            await hub.end_session(live.id, "agent_refused")
+            # Refused before it started, or ended by the person at the machine later.
+            why = "ended_at_machine" if live.active else "agent_refused"
+            await hub.end_session(live.id, why)
     elif kind == "chat":
         chat = decode(data).chat
         if 0 < len(chat.text) <= state.settings.chat_max_chars:

@@ -80,6 +80,10 @@ class LiveSession:
     timer: asyncio.Task[None] | None = None
     frames_dropped_before_consent: int = 0
     last_keyframe_request: float = 0.0
+    #: Frames dropped for slow viewers, not yet reported to the agent.
+    dropped_unreported: int = 0
+    #: A keyframe request waiting for the end of the interval since the last one.
+    keyframe_timer: asyncio.Task[None] | None = None
     #: Set when any viewer's video queue has room again.
     room: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -332,6 +336,8 @@ class Hub:
             return ended
         if live.timer is not None and live.timer is not asyncio.current_task():
             live.timer.cancel()
+        if live.keyframe_timer is not None:
+            live.keyframe_timer.cancel()
         live.state = State.STATE_ENDED
         message = self._state_message(live, None, why)
         for viewer in list(live.viewers):
@@ -358,7 +364,7 @@ class Hub:
         live.viewers.add(viewer)
         self._viewers_by_user[viewer.user_id].add(viewer)
         viewer.peer.outbox.on_room = live.room.set
-        viewer.peer.on_caught_up = lambda: self._request_keyframe(live)
+        viewer.peer.on_caught_up = lambda: self._caught_up(live, viewer)
         if viewer.scope == "control" and live.controller is None:
             live.controller = viewer
         self._renegotiate(live)
@@ -431,15 +437,36 @@ class Hub:
             async with self._engine.begin() as conn:
                 await sessions.set_codec(conn, live.id, _CODEC_NAMES.get(live.codec, "raw_zstd"))
 
+    async def _keyframe_later(self, live: LiveSession, delay: float) -> None:
+        await asyncio.sleep(delay)
+        live.keyframe_timer = None
+        self._request_keyframe(live)
+
+    def _caught_up(self, live: LiveSession, viewer: ViewerPeer) -> None:
+        """A viewer that had frames dropped has room again: it needs a keyframe, and the
+        agent hears how many frames were lost (its cue to send less)."""
+        dropped = viewer.peer.outbox.video_dropped
+        live.dropped_unreported += dropped - viewer.dropped_reported
+        viewer.dropped_reported = dropped
+        self._request_keyframe(live)
+
     def _request_keyframe(self, live: LiveSession, *, force: bool = False) -> None:
         agent = self.agents.get(live.machine_id)
         if agent is None or not live.active:
             return
         now = time.monotonic()
-        if not force and now - live.last_keyframe_request < KEYFRAME_INTERVAL:
+        wait = live.last_keyframe_request + KEYFRAME_INTERVAL - now
+        if not force and wait > 0:
+            # Too soon after the last one: ask once the interval is over, never drop the
+            # request (the viewer that needs it would keep a stale picture).
+            if live.keyframe_timer is None:
+                live.keyframe_timer = self._spawn(self._keyframe_later(live, wait), "keyframe")
             return
         live.last_keyframe_request = now
-        agent.peer.send(encode(KeyframeRequest(session_id=str(live.id))))
+        dropped, live.dropped_unreported = live.dropped_unreported, 0
+        agent.peer.send(
+            encode(KeyframeRequest(session_id=str(live.id), dropped_frames=min(dropped, 2**32 - 1)))
+        )
 
     # -- routing: agent -> viewers ------------------------------------------------------
 

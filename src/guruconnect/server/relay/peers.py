@@ -175,3 +175,5 @@ class ViewerPeer:
     dropped_input: int = 0
     dropped_view_input: int = 0
     last_drop_audit: float = 0.0
+    #: Video frames dropped for this viewer that the agent has been told about.
+    dropped_reported: int = 0

@@ -3,11 +3,12 @@
 import { api } from "../api.js";
 import { confirmButton, h, replace, table, when } from "../dom.js";
 
+// The key goes in the environment, not on the command line, where ps would show it.
 function installCommands(key) {
   const server = location.origin;
   return [
-    ["Linux", `guruconnect agent --server ${server} --key ${key}`],
-    ["Windows (PowerShell, as administrator)", `& "$env:ProgramFiles\\GuruConnect\\guruconnect.exe" agent --server ${server} --key ${key}`],
+    ["Linux", `GURUCONNECT_AGENT_KEY=${key} guruconnect agent --server ${server}`],
+    ["Windows (PowerShell)", `$env:GURUCONNECT_AGENT_KEY="${key}"; & "$env:ProgramFiles\\GuruConnect\\guruconnect.exe" agent --server ${server}`],
   ];
 }
 

@@ -1,0 +1,303 @@
+"""The agent does not trust the relay to enforce consent and scope: a relay (compromised or
+buggy) that sends input before consent, or to a view-only session, gets nothing injected.
+
+The relay here is a real WebSocket server on loopback speaking the protocol by hand; the
+agent runs in-process with a recording injector and a synthetic screen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+import pytest_asyncio
+from websockets.asyncio.server import ServerConnection, serve
+
+from guruconnect.agent.capture import DisplayInfo, Frame
+from guruconnect.agent.capture.cursor import NoCursor
+from guruconnect.agent.runner import Agent, AgentConfig
+from guruconnect.protocol import (
+    AuthResult,
+    ConsentRequest,
+    DisplaySwitch,
+    KeyEvent,
+    MouseButton,
+    MouseEvent,
+    Scope,
+    SessionRequest,
+    decode,
+    encode,
+    payload,
+)
+from guruconnect.protocol import keys as keytable
+
+
+class StillScreen:
+    name = "still"
+
+    def displays(self) -> list[DisplayInfo]:
+        return [DisplayInfo(1, 0, 0, 128, 64, True)]
+
+    def bounds(self) -> DisplayInfo:
+        return DisplayInfo(0, 0, 0, 128, 64)
+
+    def grab(self, display: DisplayInfo, into: Frame) -> None:
+        into[...] = 90
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class Recorder:
+    name: str = "recorder"
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def key(self, key: keytable.Key, down: bool) -> None:
+        self.events.append(("key", key.code, down))
+
+    def text(self, text: str) -> None:
+        self.events.append(("text", text))
+
+    def move(self, x: int, y: int) -> None:
+        self.events.append(("move", x, y))
+
+    def button(self, button: MouseButton, down: bool) -> None:
+        self.events.append(("button", button, down))
+
+    def wheel(self, dx: int, dy: int) -> None:
+        self.events.append(("wheel", dx, dy))
+
+    def special(self, key: int) -> None:
+        self.events.append(("special", key))
+
+    def release_all(self) -> None:
+        self.events.append(("release_all",))
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class RogueRelay:
+    url: str
+    agents: asyncio.Queue[ServerConnection]
+    received: list[str] = field(default_factory=list)
+
+
+@pytest_asyncio.fixture
+async def rogue() -> AsyncIterator[RogueRelay]:
+    agents: asyncio.Queue[ServerConnection] = asyncio.Queue()
+    done = asyncio.Event()
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(encode(AuthResult(ok=True, machine_id="m-1")))
+        await agents.put(ws)
+        await done.wait()
+
+    # max_queue=1: when the test stops reading, so does the socket (a relay holding back).
+    async with serve(
+        handler, "127.0.0.1", 0, compression=None, max_size=None, max_queue=1
+    ) as server:
+        port = server.sockets[0].getsockname()[1]
+        yield RogueRelay(f"ws://127.0.0.1:{port}", agents)
+        done.set()
+
+
+async def run_agent(rogue: RogueRelay, *, unattended: bool) -> tuple[Agent, Recorder, Any, Any]:
+    recorder = Recorder()
+    agent = Agent(
+        AgentConfig(server=rogue.url, key="cak_x", unattended=unattended, desktop_ui=False),
+        capturer=StillScreen,
+        cursor=NoCursor,
+        injector=lambda: recorder,
+    )
+    task = asyncio.create_task(agent.run())
+    ws = await asyncio.wait_for(rogue.agents.get(), 10)
+    return agent, recorder, ws, task
+
+
+async def until(ws: ServerConnection, kind: str) -> Any:
+    while True:
+        name, message = payload(decode(await asyncio.wait_for(ws.recv(), 10)))
+        if name == kind:
+            return message
+
+
+async def stop(agent_task: Any) -> None:
+    agent_task.cancel()
+    await asyncio.gather(agent_task, return_exceptions=True)
+
+
+INPUT = [
+    encode(KeyEvent(scan_code=0x1E, down=True)),
+    encode(KeyEvent(text="rm -rf /\n", down=True)),
+    encode(MouseEvent(x=5, y=5, button=MouseButton.MOUSE_BUTTON_LEFT, down=True)),
+]
+
+
+@pytest.mark.asyncio
+async def test_input_before_consent_is_not_injected(rogue: RogueRelay) -> None:
+    _agent, recorder, ws, task = await run_agent(rogue, unattended=False)
+    await ws.send(
+        encode(SessionRequest(session_id="s1", scope=Scope.SCOPE_CONTROL, consent_required=True))
+    )
+    for data in INPUT:  # before even asking
+        await ws.send(data)
+    await ws.send(encode(ConsentRequest(session_id="s1", technician="t", timeout_s=5)))
+    answer = await until(ws, "consent_response")
+    assert not answer.granted  # nobody at this machine can be asked: denied
+    for data in INPUT:  # after the denial
+        await ws.send(data)
+    await asyncio.sleep(0.3)
+    assert [e for e in recorder.events if e[0] != "release_all"] == []
+    await stop(task)
+
+
+@pytest.mark.asyncio
+async def test_server_policy_alone_does_not_make_an_agent_unattended(rogue: RogueRelay) -> None:
+    """The relay says no consent is needed; the agent was not installed --unattended, so it
+    asks its user anyway (here nobody can answer: the session is refused)."""
+    _agent, recorder, ws, task = await run_agent(rogue, unattended=False)
+    await ws.send(
+        encode(SessionRequest(session_id="s1", scope=Scope.SCOPE_CONTROL, consent_required=False))
+    )
+    response = await until(ws, "session_response")
+    assert not response.accepted
+    for data in INPUT:
+        await ws.send(data)
+    await asyncio.sleep(0.3)
+    assert [e for e in recorder.events if e[0] != "release_all"] == []
+    await stop(task)
+
+
+@pytest.mark.asyncio
+async def test_view_scope_gets_no_input_and_control_scope_does(rogue: RogueRelay) -> None:
+    _agent, recorder, ws, task = await run_agent(rogue, unattended=True)
+    await ws.send(encode(SessionRequest(session_id="s1", scope=Scope.SCOPE_VIEW)))
+    assert (await until(ws, "session_response")).accepted
+    frame = await until(ws, "video_frame")
+    assert (frame.width, frame.height, frame.keyframe) == (128, 64, True)
+    for data in INPUT:
+        await ws.send(data)
+    await asyncio.sleep(0.3)
+    assert [e for e in recorder.events if e[0] != "release_all"] == []
+
+    await ws.send(encode(SessionRequest(session_id="s2", scope=Scope.SCOPE_CONTROL)))
+    assert (await until(ws, "session_response")).accepted
+    for data in INPUT:
+        await ws.send(data)
+    await asyncio.sleep(0.3)
+    injected = [e for e in recorder.events if e[0] != "release_all"]
+    assert injected == [
+        ("key", "KeyA", True),
+        ("text", "rm -rf /\n"),
+        ("move", 5, 5),
+        ("button", MouseButton.MOUSE_BUTTON_LEFT, True),
+    ]
+    await stop(task)
+
+
+class TwoScreens(StillScreen):
+    def displays(self) -> list[DisplayInfo]:
+        return [DisplayInfo(1, 0, 0, 128, 64, True), DisplayInfo(2, 128, 0, 64, 32)]
+
+    def bounds(self) -> DisplayInfo:
+        return DisplayInfo(0, 0, 0, 192, 64)
+
+
+@pytest.mark.asyncio
+async def test_display_switch_changes_the_picture_and_where_clicks_land(
+    rogue: RogueRelay,
+) -> None:
+    recorder = Recorder()
+    agent = Agent(
+        AgentConfig(server=rogue.url, key="cak_x", unattended=True, desktop_ui=False),
+        capturer=TwoScreens,
+        cursor=NoCursor,
+        injector=lambda: recorder,
+    )
+    task = asyncio.create_task(agent.run())
+    ws = await asyncio.wait_for(rogue.agents.get(), 10)
+    status = await until(ws, "agent_status")
+    assert [(d.id, d.x, d.width) for d in status.displays] == [(1, 0, 128), (2, 128, 64)]
+    await ws.send(encode(SessionRequest(session_id="s", scope=Scope.SCOPE_CONTROL)))
+    assert (await until(ws, "video_frame")).display_id == 1
+
+    await ws.send(encode(DisplaySwitch(display_id=2)))
+    frame = await until(ws, "video_frame")
+    assert (frame.display_id, frame.width, frame.height, frame.keyframe) == (2, 64, 32, True)
+    await ws.send(encode(MouseEvent(display_id=2, x=5, y=5)))
+    await ws.send(encode(MouseEvent(display_id=2, x=500, y=500)))  # clamped to the display
+    await ws.send(encode(MouseEvent(display_id=1, x=5, y=5)))  # not the one shown: ignored
+    await ws.send(encode(DisplaySwitch(all=True)))
+    frame = await until(ws, "video_frame")
+    assert (frame.display_id, frame.width, frame.height) == (0, 192, 64)
+    moves = [e for e in recorder.events if e[0] == "move"]
+    assert moves == [("move", 133, 5), ("move", 191, 31)]
+    await stop(task)
+
+
+class BusyScreen(StillScreen):
+    """Every grab is new noise: each frame is ~3 MB that zstd cannot shrink."""
+
+    def __init__(self) -> None:
+        self.grabs = 0
+        self._rng = np.random.default_rng(1)
+
+    def displays(self) -> list[DisplayInfo]:
+        return [DisplayInfo(1, 0, 0, 1024, 768, True)]
+
+    def grab(self, display: DisplayInfo, into: Frame) -> None:
+        self.grabs += 1
+        into[...] = self._rng.integers(0, 256, into.shape, dtype=np.uint8)
+
+
+@pytest.mark.asyncio
+async def test_a_relay_that_stops_reading_holds_the_agent_back(rogue: RogueRelay) -> None:
+    screen = BusyScreen()
+    agent = Agent(
+        AgentConfig(server=rogue.url, key="cak_x", unattended=True, desktop_ui=False, fps=30),
+        capturer=lambda: screen,
+        cursor=NoCursor,
+        injector=Recorder,
+    )
+    task = asyncio.create_task(agent.run())
+    ws = await asyncio.wait_for(rogue.agents.get(), 10)
+    await ws.send(encode(SessionRequest(session_id="s", scope=Scope.SCOPE_VIEW)))
+    await until(ws, "video_frame")
+    # Stop reading for two seconds: at 30 fps that would be 60 frames (180 MB) queued.
+    before = screen.grabs
+    await asyncio.sleep(2.0)
+    stalled = screen.grabs - before
+    assert stalled <= 8, f"{stalled} frames captured while nobody read"
+    # Reading again, frames flow again.
+    for _ in range(5):
+        await until(ws, "video_frame")
+    assert screen.grabs > before + stalled
+    await stop(task)
+
+
+@pytest.mark.asyncio
+async def test_a_still_screen_sends_a_keyframe_now_and_then(rogue: RogueRelay) -> None:
+    agent = Agent(
+        AgentConfig(
+            server=rogue.url, key="cak_x", unattended=True, desktop_ui=False, keyframe_interval=0.3
+        ),
+        capturer=StillScreen,
+        cursor=NoCursor,
+        injector=Recorder,
+    )
+    task = asyncio.create_task(agent.run())
+    ws = await asyncio.wait_for(rogue.agents.get(), 10)
+    await ws.send(encode(SessionRequest(session_id="s", scope=Scope.SCOPE_VIEW)))
+    frames = [await until(ws, "video_frame") for _ in range(3)]
+    assert all(f.keyframe and len(f.tiles) == 2 for f in frames)  # 128x64: two tiles
+    gaps = [b.timestamp_us - a.timestamp_us for a, b in itertools.pairwise(frames)]
+    assert all(250_000 <= gap <= 1_500_000 for gap in gaps), gaps
+    await stop(task)
