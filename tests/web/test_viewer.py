@@ -76,6 +76,7 @@ def test_session_end_to_end(web: Browsing, agent: ScriptedAgent) -> None:
     assert request.consent_required
     expect(page.locator("#status")).to_have_text("Waiting for consent…")
     expect(page.locator("#overlay")).to_contain_text("allow this session")
+    expect(page.locator("#cad")).to_be_disabled()  # nothing to act on yet
     web.shot("viewer-waiting-for-consent")
     assert page.locator("body").get_attribute("data-codecs")  # announced what it decodes
     agent.grant_consent(session_id)
@@ -165,7 +166,10 @@ def test_session_end_to_end(web: Browsing, agent: ScriptedAgent) -> None:
         """() => {
             window.__locks = [];
             const lock = navigator.keyboard.lock.bind(navigator.keyboard);
-            navigator.keyboard.lock = (...a) => { window.__locks.push("lock"); return lock(...a); };
+            navigator.keyboard.lock = (...a) => {
+                window.__locks.push("lock");
+                return lock(...a).then(() => window.__locks.push("locked"));
+            };
             const unlock = navigator.keyboard.unlock.bind(navigator.keyboard);
             navigator.keyboard.unlock = () => { window.__locks.push("unlock"); unlock(); };
         }"""
@@ -173,14 +177,15 @@ def test_session_end_to_end(web: Browsing, agent: ScriptedAgent) -> None:
     page.locator("#text-mode").click()  # back to physical keys
     page.locator("#fullscreen").click()
     wait_js(page, "() => document.fullscreenElement !== null")
-    assert page.evaluate("window.__locks") == ["lock"]
+    wait_js(page, "() => window.__locks.join() === 'lock,locked'")
+    expect(page.locator("#screen")).to_be_focused()
     agent.clear()
     page.keyboard.press("Escape")
     escape = agent.wait_for("key_event", lambda m: not m.down)
     assert (escape.scan_code, escape.extended) == tuple(table["Escape"])
     page.locator("#fullscreen").click()
     wait_js(page, "() => document.fullscreenElement === null")
-    wait_js(page, "() => window.__locks.join() === 'lock,unlock'")
+    wait_js(page, "() => window.__locks.join() === 'lock,locked,unlock'")
 
     # Ending the session from the toolbar (two clicks) shows it plainly.
     page.locator("#end").click()
@@ -208,6 +213,8 @@ def test_view_only_sends_no_input(web: Browsing, agent: ScriptedAgent) -> None:
     agent.grant_consent(session_id)
     agent.wait_for("keyframe_request")
     expect(web.page.locator("#status")).to_have_text("Connected · view only")
+    for control in ("#cad", "#special", "#text-mode", "#clip-send"):
+        expect(web.page.locator(control)).to_be_disabled()
     agent.show(screen_picture(WIDTH, HEIGHT), session_id)
     expect(web.page.locator("#overlay")).to_be_hidden()
     web.page.locator("#screen").click(position={"x": 10, "y": 10})

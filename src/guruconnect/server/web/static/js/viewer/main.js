@@ -143,7 +143,11 @@ function onSessionState(next) {
     input.enabled = control && next.state === State.STATE_ACTIVE;
   }
   ui.take.hidden = !(next.scope === Scope.SCOPE_CONTROL && !control && next.state === State.STATE_ACTIVE);
-  ui.display.disabled = !control;
+  // Controls that act on the remote machine work only while this viewer has control.
+  const acting = control && next.state === State.STATE_ACTIVE;
+  for (const id of ["display", "cad", "special", "text-mode", "type-submit", "clip-send"]) {
+    $(id).disabled = !acting;
+  }
 }
 
 function fillDisplays(displays) {
