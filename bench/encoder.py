@@ -31,6 +31,7 @@ import zstandard
 
 from guruconnect.agent.encode.tiles import TILE, TileEncoder
 from guruconnect.protocol import encode
+from guruconnect.server.log_setup import configure
 
 WIDTH, HEIGHT = 1920, 1080
 Frame = np.ndarray[Any, np.dtype[np.uint8]]
@@ -148,6 +149,58 @@ def encode_rows(repeats: int) -> list[tuple[str, float, float, float, float]]:
     return rows
 
 
+def full_motion(frame: Frame, step: int, rng: np.random.Generator) -> Frame:
+    """A 640x360 video playing: moving gradients with grain, every frame new."""
+    out = frame.copy()
+    y, x = np.mgrid[0:360, 0:640]
+    region = out[300:660, 600:1240, :3]
+    region[..., 0] = (x + step * 7) % 256
+    region[..., 1] = (y * 2 + step * 5) % 256
+    region[..., 2] = ((x + y) // 3 + step * 3) % 256
+    region += rng.integers(0, 12, region.shape, dtype=np.uint8)
+    return out
+
+
+def h264_rows(repeats: int) -> tuple[list[str], list[tuple[str, float, float, float, float]]]:
+    """(encoders the probe found, rows of case, h264 fps, raw fps, h264 bytes, raw bytes)."""
+    from guruconnect.agent.encode import h264
+
+    found = h264.probe()
+    if not found:
+        return found, []
+    rng = np.random.default_rng(11)
+    base = desktop(rng)
+    rows = []
+    for name, make in (
+        ("typical desktop update", lambda i: typical_update(base, i, rng)),
+        ("full-motion 640x360 region", lambda i: full_motion(base, i, rng)),
+    ):
+        frames = [make(i) for i in range(repeats + 5)]
+        encoder = h264.H264Encoder(found[0], WIDTH, HEIGHT)
+        encoder.encode(frames[0], keyframe=True)
+        for warm in frames[1:5]:
+            encoder.encode(warm)
+        sizes: list[int] = []
+        start = time.perf_counter()
+        for i, frame in enumerate(frames[5:]):
+            sizes.append(len(encoder.encode(frame, pts_us=(i + 5) * 33_333).data))
+        h264_fps = len(sizes) / (time.perf_counter() - start)
+        encoder.close()
+
+        tiles = TileEncoder(WIDTH, HEIGHT)
+        tiles.load(frames[4])
+        tiles.encode()
+        raw_sizes: list[int] = []
+        start = time.perf_counter()
+        for frame in frames[5:]:
+            tiles.load(frame)
+            encoded = tiles.encode()
+            raw_sizes.append(sum(len(encode(m)) for m in encoded.messages) if encoded else 0)
+        raw_fps = len(raw_sizes) / (time.perf_counter() - start)
+        rows.append((name, h264_fps, raw_fps, statistics.mean(sizes), statistics.mean(raw_sizes)))
+    return found, rows
+
+
 def buffer_rows(repeats: int) -> list[tuple[str, float]]:
     size = WIDTH * HEIGHT * 4
     source = np.full(size, 7, np.uint8)
@@ -236,6 +289,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    configure("WARNING", "console")
     repeats = 7 if args.quick else 31
 
     print(
@@ -251,6 +305,22 @@ def main() -> None:
         print(
             f"{name:<34} {tiles_ms:>9.2f} {base_ms:>9.2f} {tiles_ms / base_ms:>10.2f} "
             f"{tiles_bytes:>12,.0f} {base_bytes:>11,.0f} {ratio:>11.3f}"
+        )
+
+    found, rows264 = h264_rows(repeats * 2)
+    print(
+        f"\nH.264 ({found[0] if found else 'no encoder'}; the probe found: "
+        f"{', '.join(found) or 'none'}) against raw tiles, {WIDTH}x{HEIGHT}, "
+        f"{repeats * 2} frames"
+    )
+    print(
+        f"{'case':<34} {'h264 fps':>9} {'raw fps':>9} {'fps ratio':>10} "
+        f"{'h264 bytes':>12} {'raw bytes':>11} {'bytes ratio':>11}"
+    )
+    for name, h_fps, r_fps, h_bytes, r_bytes in rows264:
+        print(
+            f"{name:<34} {h_fps:>9.1f} {r_fps:>9.1f} {h_fps / r_fps:>10.2f} "
+            f"{h_bytes:>12,.0f} {r_bytes:>11,.0f} {h_bytes / r_bytes:>11.3f}"
         )
 
     print("\nFrame buffers (8,294,400 bytes)")

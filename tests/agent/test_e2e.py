@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from guruconnect.client import ApiClient, ViewerClient
+from guruconnect.client.h264 import H264Decoder, psnr
 from guruconnect.client.screen import TileDecoder
 from guruconnect.protocol import (
     ChatMessage,
@@ -31,11 +32,14 @@ from guruconnect.protocol import (
 )
 from guruconnect.protocol import keys as keytable
 from tests.agent.conftest import SCREEN, AgentProcess, XServer, admin_api
+from tests.agent.test_h264 import desktop as h264_desktop
 from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.timeout(120)
 
 TILE = 64
+#: See tests/agent/test_h264.py for why 35 dB.
+PSNR_DB = 35.0
 
 
 def write_ppm(path: Path, rgb: np.ndarray[Any, np.dtype[np.uint8]]) -> Path:
@@ -444,3 +448,46 @@ def test_revoked_key_and_used_code_end_the_agent_with_a_message(
     assert "refused this support code" in used.log()
     # No retry storm: one connection attempt each, not a loop.
     assert used.log().count("relay refused") <= 1
+
+
+def test_h264_session_shows_the_screen_within_the_psnr_threshold(
+    relay: LiveServer,
+    xserver: XServer,
+    start_agent: Callable[..., AgentProcess],
+    tmp_path: Path,
+) -> None:
+    """Agent -> relay -> Python viewer that decodes H.264: the session moves to H.264 once
+    the viewer has said it decodes it, and the decoded picture matches the X screen.
+
+    The screen shows a desktop (wallpaper, a window of text, a photo), not the raw-path
+    fixture's block of pure noise, which no lossy codec keeps and which alone would hold
+    the PSNR of the whole screen near 31 dB."""
+    rgb = h264_desktop(*SCREEN)[:, :, 2::-1]
+    xserver.app("picture.py", write_ppm(tmp_path / "desk.ppm", np.ascontiguousarray(rgb)), 0, 0)
+
+    async def scenario() -> None:
+        api, _agent, machine_id = await unattended_agent(relay, start_agent, "--no-windows")
+        session = await api.request_session(machine_id, "control")
+        ticket = await api.viewer_ticket(session["id"], "control")
+        viewer = await ViewerClient.connect(
+            api.base_url, session["id"], ticket, codecs=[Codec.CODEC_H264, Codec.CODEC_RAW_ZSTD]
+        )
+        decoder = H264Decoder()
+        screen = xserver.screenshot()[:, :, 2::-1]
+        best = 0.0
+        deadline = time.monotonic() + 30
+        while best < PSNR_DB or decoder.frames < 5:
+            assert time.monotonic() < deadline, f"best PSNR {best:.1f} dB"
+            envelope = await viewer.recv(10)
+            frame = envelope.video_frame if envelope.HasField("video_frame") else None
+            if frame is not None and frame.codec == Codec.CODEC_H264 and decoder.apply(frame):
+                best = max(best, psnr(decoder.rgb(), screen))
+        assert decoder.keyframes >= 1
+        assert decoder.picture.shape == (SCREEN[1], SCREEN[0], 4)
+        await viewer.close()
+        await api.aclose()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        xserver.stop_children()

@@ -23,9 +23,11 @@ from guruconnect.agent.capture.cursor import NoCursor
 from guruconnect.agent.runner import Agent, AgentConfig
 from guruconnect.protocol import (
     AuthResult,
+    Codec,
     ConsentRequest,
     DisplaySwitch,
     KeyEvent,
+    KeyframeRequest,
     MouseButton,
     MouseEvent,
     Scope,
@@ -301,3 +303,183 @@ async def test_a_still_screen_sends_a_keyframe_now_and_then(rogue: RogueRelay) -
     gaps = [b.timestamp_us - a.timestamp_us for a, b in itertools.pairwise(frames)]
     assert all(250_000 <= gap <= 1_500_000 for gap in gaps), gaps
     await stop(task)
+
+
+class WideDesktop(StillScreen):
+    """Display 1 is ordinary; the whole desktop is wider than H.264 allows (17000 px, as
+    five 4K monitors side by side would be)."""
+
+    def displays(self) -> list[DisplayInfo]:
+        return [DisplayInfo(1, 0, 0, 320, 192, True)]
+
+    def bounds(self) -> DisplayInfo:
+        return DisplayInfo(0, 0, 0, 17000, 64)
+
+
+@pytest.mark.asyncio
+async def test_h264_failing_mid_session_falls_back_to_raw_and_the_session_goes_on(
+    rogue: RogueRelay,
+) -> None:
+    agent = Agent(
+        AgentConfig(server=rogue.url, key="cak_x", unattended=True, desktop_ui=False),
+        capturer=WideDesktop,
+        cursor=NoCursor,
+        injector=Recorder,
+    )
+    task = asyncio.create_task(agent.run())
+    ws = await asyncio.wait_for(rogue.agents.get(), 10)
+    status = await until(ws, "agent_status")
+    assert list(status.encoders) == [Codec.CODEC_H264, Codec.CODEC_RAW_ZSTD]
+    await ws.send(
+        encode(SessionRequest(session_id="s", scope=Scope.SCOPE_VIEW, codecs=[Codec.CODEC_H264]))
+    )
+    assert (await until(ws, "session_response")).codec == Codec.CODEC_H264
+    frame = await until(ws, "video_frame")
+    assert (frame.codec, frame.keyframe, frame.width) == (Codec.CODEC_H264, True, 320)
+    assert frame.data.startswith(b"\x00\x00\x00\x01")  # Annex B
+
+    await ws.send(encode(DisplaySwitch(all=True)))  # no H.264 encoder opens that wide
+    while (frame := await until(ws, "video_frame")).width != 17000:
+        pass
+    assert (frame.codec, frame.keyframe) == (Codec.CODEC_RAW_ZSTD, True)
+    assert agent.session is not None
+    assert agent.session.task is not None
+    assert not agent.session.task.done()
+    await stop(task)
+
+
+@pytest.mark.asyncio
+async def test_no_h264_encoder_means_raw_only(rogue: RogueRelay) -> None:
+    agent = Agent(
+        AgentConfig(
+            server=rogue.url,
+            key="cak_x",
+            unattended=True,
+            desktop_ui=False,
+            h264_encoders=("h264_nvenc", "h264_qsv"),  # present in the wheel, absent here
+        ),
+        capturer=StillScreen,
+        cursor=NoCursor,
+        injector=Recorder,
+    )
+    task = asyncio.create_task(agent.run())
+    ws = await asyncio.wait_for(rogue.agents.get(), 10)
+    assert list((await until(ws, "agent_status")).encoders) == [Codec.CODEC_RAW_ZSTD]
+    # Even a relay that asks for H.264 gets raw tiles.
+    await ws.send(
+        encode(SessionRequest(session_id="s", scope=Scope.SCOPE_VIEW, codecs=[Codec.CODEC_H264]))
+    )
+    assert (await until(ws, "session_response")).codec == Codec.CODEC_RAW_ZSTD
+    assert (await until(ws, "video_frame")).codec == Codec.CODEC_RAW_ZSTD
+    await stop(task)
+
+
+@pytest.mark.asyncio
+async def test_dropped_frames_lower_the_rate_and_open_a_smaller_encoder(
+    rogue: RogueRelay,
+) -> None:
+    screen = BusyScreen()
+    agent = Agent(
+        AgentConfig(
+            server=rogue.url, key="cak_x", unattended=True, desktop_ui=False, max_rate_kbps=8000
+        ),
+        capturer=lambda: screen,
+        cursor=NoCursor,
+        injector=Recorder,
+    )
+    task = asyncio.create_task(agent.run())
+    ws = await asyncio.wait_for(rogue.agents.get(), 10)
+    await ws.send(
+        encode(SessionRequest(session_id="s", scope=Scope.SCOPE_VIEW, codecs=[Codec.CODEC_H264]))
+    )
+    await until(ws, "video_frame")
+    assert agent.session is not None
+    assert agent.session.streamer is not None
+    streamer = agent.session.streamer
+    await ws.send(encode(KeyframeRequest(session_id="s", dropped_frames=12)))
+    await ws.send(encode(KeyframeRequest(session_id="s", dropped_frames=5)))
+    keyframe = await until(ws, "video_frame")
+    while not keyframe.keyframe:
+        keyframe = await until(ws, "video_frame")
+    assert streamer.rate.congestions >= 2
+    assert streamer.rate.rate_kbps <= 8000 * 0.6 * 0.6 + 1
+    assert streamer.rate.fps < 30
+    assert streamer._h264 is not None
+    assert streamer._h264.max_rate_kbps == streamer.rate.rate_kbps
+    await stop(task)
+
+
+@pytest.mark.asyncio
+async def test_a_relay_that_goes_silent_is_left_and_reconnected() -> None:
+    """A dead link does not always close the socket: three heartbeat periods of silence
+    and the agent connects again."""
+    connections: asyncio.Queue[ServerConnection] = asyncio.Queue()
+    done = asyncio.Event()
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(encode(AuthResult(ok=True, machine_id="m", heartbeat_interval_s=1)))
+        await connections.put(ws)
+        await done.wait()  # never a heartbeat, never a close
+
+    async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        agent = Agent(
+            AgentConfig(server=f"ws://127.0.0.1:{port}", key="cak_x", desktop_ui=False),
+            capturer=StillScreen,
+            cursor=NoCursor,
+            injector=Recorder,
+        )
+        agent.backoff.base = 0.1
+        task = asyncio.create_task(agent.run())
+        first = await asyncio.wait_for(connections.get(), 10)
+        started = asyncio.get_running_loop().time()
+        second = await asyncio.wait_for(connections.get(), 10)
+        waited = asyncio.get_running_loop().time() - started
+        assert 2.5 < waited < 6, waited
+        assert first is not second
+        done.set()
+        await stop(task)
+
+
+@pytest.mark.asyncio
+async def test_a_session_the_relay_does_not_offer_again_after_a_reconnect_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from guruconnect.agent import runner
+
+    monkeypatch.setattr(runner, "RESUME_WAIT_SECONDS", 0.5)
+    connections: asyncio.Queue[ServerConnection] = asyncio.Queue()
+    done = asyncio.Event()
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(encode(AuthResult(ok=True, machine_id="m")))
+        await connections.put(ws)
+        await done.wait()
+
+    async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        recorder = Recorder()
+        agent = Agent(
+            AgentConfig(
+                server=f"ws://127.0.0.1:{port}", key="cak_x", unattended=True, desktop_ui=False
+            ),
+            capturer=StillScreen,
+            cursor=NoCursor,
+            injector=lambda: recorder,
+        )
+        agent.backoff.base = 0.1
+        task = asyncio.create_task(agent.run())
+        first = await asyncio.wait_for(connections.get(), 10)
+        await first.send(encode(SessionRequest(session_id="s", scope=Scope.SCOPE_CONTROL)))
+        await until(first, "video_frame")
+        await first.close()  # the link drops; the session is paused, not ended
+        second = await asyncio.wait_for(connections.get(), 10)
+        assert agent.session is not None
+        assert agent.session.id == "s"
+        await asyncio.sleep(1.0)  # the relay never offers "s" again
+        assert agent.session is None
+        await second.send(encode(KeyEvent(scan_code=0x1E, down=True)))
+        await asyncio.sleep(0.2)
+        assert [e for e in recorder.events if e[0] == "key"] == []
+        done.set()
+        await stop(task)

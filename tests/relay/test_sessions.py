@@ -33,6 +33,7 @@ from guruconnect.protocol import (
     AgentStatus,
     ChatMessage,
     ClipboardText,
+    Codec,
     ConsentPolicy,
     ConsentResponse,
     CursorPosition,
@@ -958,6 +959,36 @@ async def test_the_agent_hears_how_many_frames_slow_viewers_lost(
         while reported < dropped:
             reported += (await agent.expect("keyframe_request", timeout=3)).dropped_frames
     assert reported == dropped
+
+
+async def test_the_codec_is_the_best_every_current_viewer_decodes(
+    relay: Relay, admin_api: ApiClient, keep: Closer
+) -> None:
+    """Raw until viewers have said what they decode; H.264 while all of them do; raw while
+    one of them cannot; H.264 again once that one has left. Each change reaches the agent
+    as a SessionRequest for the same session, and viewers see the codec in their state."""
+    api = admin_api
+    agent, machine_id, _ = await relay.online_agent(api)
+    keep(agent)
+    await agent.send_status(encoders=[Codec.CODEC_H264, Codec.CODEC_RAW_ZSTD])
+    session = await api.request_session(machine_id, "control")
+    first = await agent.expect("session_request")
+    assert list(first.codecs) == [Codec.CODEC_RAW_ZSTD]  # nobody watching yet
+    await agent.expect("consent_request")
+    await agent.answer_consent(session["id"], True)
+
+    both = [Codec.CODEC_H264, Codec.CODEC_RAW_ZSTD]
+    modern = keep(await relay.viewer(api, session["id"], codecs=both))
+    assert list((await agent.expect("session_request")).codecs) == [Codec.CODEC_H264]
+    old = keep(await relay.viewer(api, session["id"], "view", codecs=[Codec.CODEC_RAW_ZSTD]))
+    renegotiated = await agent.expect("session_request")
+    assert renegotiated.session_id == session["id"]
+    assert list(renegotiated.codecs) == [Codec.CODEC_RAW_ZSTD]
+    while (state := await modern.expect("session_state")).codec != Codec.CODEC_RAW_ZSTD:
+        pass
+    await old.close()
+    assert list((await agent.expect("session_request")).codecs) == [Codec.CODEC_H264]
+    assert state.codec == Codec.CODEC_RAW_ZSTD
 
 
 async def test_chat_and_clipboard_relay_both_ways_within_scope(

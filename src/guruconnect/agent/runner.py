@@ -37,10 +37,13 @@ from guruconnect.protocol import (
     ConsentResponse,
     DisplayList,
     Envelope,
+    Heartbeat,
+    ProtocolError,
     Scope,
     SessionRequest,
     SessionResponse,
     SessionState,
+    decode,
     payload,
 )
 from guruconnect.protocol import keys as keytable
@@ -50,6 +53,11 @@ log = structlog.get_logger(__name__)
 
 #: Capture errors in a row after which a session ends (one a second is retried).
 MAX_CAPTURE_FAILURES = 5
+#: How long a session paused by a lost connection waits to be offered again after it.
+RESUME_WAIT_SECONDS = 5.0
+#: Heartbeat periods of silence after which the relay is taken for gone.
+SILENT_PERIODS = 3
+DEFAULT_HEARTBEAT_SECONDS = 15
 #: A connection that lasted this long resets the backoff: the next loss starts at 1 s.
 STABLE_SECONDS = 30.0
 
@@ -121,6 +129,7 @@ class Agent:
         self._allowed: set[str] = set()
         self._conn: AgentClient | None = None
         self._displays: list[DisplayInfo] = []
+        self._background: set[asyncio.Task[None]] = set()
         self.connections = 0
         #: The H.264 encoder that opened here, if any (probed once at start).
         self.h264: str | None = None
@@ -198,19 +207,47 @@ class Agent:
             raise AgentExit("the support session is over", EXIT_OK)
 
     async def _serve(self, conn: AgentClient) -> None:
-        self.backoff.reset()
+        # The relay sends a heartbeat every interval; a relay silent for three of them is
+        # gone (a dead link does not always close the socket) and the agent reconnects.
+        interval = conn.auth.heartbeat_interval_s or DEFAULT_HEARTBEAT_SECONDS
+        silence = SILENT_PERIODS * interval
         displays = self._displays = await self.worker.displays()
         await conn.send(self._status(displays))
         await conn.send(DisplayList(displays=[d.message() for d in displays]))
         local = asyncio.create_task(self._local_events(conn), name="local-events")
+        paused = self.session
+        if paused is not None and paused.task is None:
+            # The relay offers a session it still holds again as soon as the agent is back;
+            # one it ended meanwhile (grace over, ended from the dashboard) never comes.
+            asyncio.get_running_loop().call_later(
+                RESUME_WAIT_SECONDS, lambda: self._forget_if_not_resumed(paused)
+            )
         try:
             while True:
-                envelope = await conn.recv()
+                try:
+                    envelope = decode(await conn.recv_raw(silence))
+                except TimeoutError:
+                    raise ClientError(f"the relay has been silent for {silence:.0f} s") from None
+                except ProtocolError as exc:
+                    raise ClientError(f"the relay sent something unreadable: {exc}") from None
+                if envelope.HasField("heartbeat"):
+                    if not envelope.heartbeat.reply:
+                        beat = Heartbeat(sent_at_ms=envelope.heartbeat.sent_at_ms, reply=True)
+                        await conn.send(beat)
+                    continue
                 await self._dispatch(conn, envelope)
         finally:
             local.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await local
+
+    def _forget_if_not_resumed(self, session: ActiveSession) -> None:
+        if self.session is session and session.task is None:
+            task = asyncio.create_task(
+                self._end_session("the session ended while the connection was down")
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     def _status(self, displays: list[DisplayInfo]) -> AgentStatus:
         policy = (

@@ -34,6 +34,8 @@ Send = Callable[[bytes], Awaitable[None]]
 T = TypeVar("T")
 #: H.264 frames encoded after the screen stopped changing, so it reaches full quality.
 REFINE_FRAMES = 10
+#: How far the rate cap may move before the H.264 encoder is opened anew.
+REOPEN_RATIO = 1.5
 
 
 @dataclass
@@ -192,6 +194,14 @@ class Streamer:
         else:
             return [], 0, False
         encoder = self._h264
+        if (
+            encoder is not None
+            and not 1 / REOPEN_RATIO < (self.rate.rate_kbps / encoder.max_rate_kbps) < REOPEN_RATIO
+        ):
+            # The cap moved far: a new encoder under the new cap (PyAV cannot change the
+            # cap of an open one). Smaller moves wait, so the stream is not reopened often.
+            self._close_h264()
+            encoder = None
         if encoder is None:
             assert self.h264_encoder is not None
             encoder = self._h264 = H264Encoder(
@@ -203,8 +213,6 @@ class Streamer:
                 gop_seconds=self.keyframe_interval,
             )
             keyframe = True
-        elif encoder.max_rate_kbps != self.rate.rate_kbps:
-            encoder.set_max_rate(self.rate.rate_kbps)
         picture = encoder.encode(tiles.target, keyframe=keyframe, pts_us=now_us)
         tiles.commit()
         if not picture.data:

@@ -1,7 +1,7 @@
 """What a viewer sees of an H.264 session: access units decoded with PyAV (FFmpeg).
 
 The picture is converted back to BGRA with the matrix and range the stream's VUI signals
-(BT.709 limited range from GuruConnect's agent), so tests compare it with the screen.
+(BT.601 limited range from GuruConnect's agent), so tests compare it with the screen.
 """
 
 from __future__ import annotations

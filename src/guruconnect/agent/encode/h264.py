@@ -9,13 +9,17 @@ Output is Annex B, constrained baseline (what WebCodecs and every decoder take),
 B-frames, zero-latency tuning (or the hardware equivalent), SPS/PPS repeated on every
 keyframe (a viewer joining mid-session can start at any keyframe), a keyframe on request.
 
-Colour: BGRA is converted to YUV 4:2:0 with the BT.709 matrix and limited ("TV") range,
-and the stream's VUI says exactly that (matrix, primaries, transfer, range), so decoders
-that honour the VUI (PyAV, Chromium's WebCodecs) convert back with the same matrix. An
-unsignalled stream is what made a flat (200, 0, 0) come back as (217, 19, 0).
+Colour: BGRA is converted to YUV 4:2:0 with the BT.601 matrix and limited ("TV") range,
+and the stream's VUI says exactly that (matrix, primaries, transfer: SMPTE 170M; range),
+so decoders that honour the VUI (PyAV, Chromium's WebCodecs) convert back with the same
+matrix. An unsignalled stream is what made a flat (200, 0, 0) come back as (217, 19, 0).
+BT.601 rather than BT.709: Chromium's software YUV->RGB path (no GPU) shows a BT.709
+(0, 0, 200) as (0, 0, 190) and (0, 200, 0) as (0, 201, 7); with BT.601 every primary
+comes back within 2 levels (tests/agent/test_h264_browser.py).
 
-Rate control is capped CRF: quality-driven, with a maximum rate (VBV) that
-``set_max_rate`` moves at run time (libx264 reconfigures without a new keyframe).
+Rate control is capped CRF: quality-driven, with a maximum rate (VBV). PyAV cannot move
+the cap of an open encoder (``rc_max_rate`` is read-only there), so the streamer opens a
+new encoder when the cap must move far (a keyframe under the new cap).
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ _OPTIONS: dict[str, dict[str, str]] = {
         "profile": "baseline",
         "x264-params": (
             "repeat-headers=1:forced-idr=1:scenecut=0:aud=0:"
-            "colorprim=bt709:transfer=bt709:colormatrix=bt709:range=tv"
+            "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m:range=tv"
         ),
     },
     "h264_nvenc": {"preset": "p1", "tune": "ull", "zerolatency": "1", "profile": "baseline"},
@@ -70,6 +74,8 @@ _OPTIONS: dict[str, dict[str, str]] = {
 }
 
 Frame = npt.NDArray[np.uint8]
+#: The YUV matrix of every stream (see the module's docstring for why BT.601).
+MATRIX = Colorspace.ITU601
 
 
 class EncoderError(RuntimeError):
@@ -94,7 +100,7 @@ class H264Encoder:
         height: int,
         *,
         fps: float = 30.0,
-        crf: int = 23,
+        crf: int = 20,
         max_rate_kbps: int = 8000,
         gop_seconds: float = 10.0,
     ) -> None:
@@ -112,10 +118,10 @@ class H264Encoder:
             context.framerate = fractions.Fraction(round(fps * 1000), 1000)
             context.gop_size = max(1, round(gop_seconds * fps))
             context.max_b_frames = 0
-            context.colorspace = Colorspace.ITU709
+            context.colorspace = MATRIX
             context.color_range = ColorRange.MPEG
-            context.color_primaries = 1  # BT.709
-            context.color_trc = 1  # BT.709
+            context.color_primaries = 6  # SMPTE 170M (BT.601, 525 lines)
+            context.color_trc = 6
             context.bit_rate = max_rate_kbps * 1000
             context.options = {
                 **_OPTIONS.get(name, {}),
@@ -132,13 +138,6 @@ class H264Encoder:
             self._padded = np.zeros((self.coded_height, self.coded_width, 4), np.uint8)
         self.frames = 0
 
-    def set_max_rate(self, kbps: int) -> None:
-        """Move the rate cap; libx264 picks it up at the next frame."""
-        self.max_rate_kbps = kbps
-        self._context.bit_rate = kbps * 1000
-        with contextlib.suppress(Exception):
-            self._context.rc_max_rate = kbps * 1000
-
     def encode(self, bgra: Frame, *, keyframe: bool = False, pts_us: int = 0) -> EncodedPicture:
         """Encode one BGRA frame; returns the access unit (may be empty while the encoder
         buffers, which these low-latency settings never do)."""
@@ -150,12 +149,12 @@ class H264Encoder:
             frame = av.VideoFrame.from_ndarray(source, format="bgra")
             frame = frame.reformat(
                 format="yuv420p",
-                src_colorspace=Colorspace.ITU709,
-                dst_colorspace=Colorspace.ITU709,
+                src_colorspace=MATRIX,
+                dst_colorspace=MATRIX,
                 src_color_range=ColorRange.JPEG,
                 dst_color_range=ColorRange.MPEG,
             )
-            frame.colorspace = Colorspace.ITU709
+            frame.colorspace = MATRIX
             frame.color_range = ColorRange.MPEG
             frame.pts = pts_us
             if keyframe:
