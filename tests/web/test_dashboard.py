@@ -6,6 +6,7 @@ is photographed at 1280x800 and at a phone's width into artifacts/web/."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -269,7 +270,9 @@ def test_users_create_role_disable_access_and_revoke(
     assert response.status_code == 401
 
 
-def test_audit_log_filters_and_pages(web: Browsing, web_server: LiveServer) -> None:
+def test_audit_log_filters_and_pages(
+    web: Browsing, web_server: LiveServer, agent: ScriptedAgent
+) -> None:
     page = web.page
     # A few failed logins, and enough logins for two pages of one type.
     for _ in range(3):
@@ -310,6 +313,23 @@ def test_audit_log_filters_and_pages(web: Browsing, web_server: LiveServer) -> N
     expect(page.locator("#audit-list tbody tr").first).to_contain_text("tech")
     for text in page.locator("#audit-list tbody td[data-label='Who']").all_inner_texts():
         assert text == "tech"
+
+    # By machine: only that machine's rows (its agent connecting, at least).
+    page.select_option("#audit-user", "")
+    page.select_option("#audit-machine", agent.machine_id)
+    expect(page.locator("#audit-list tbody tr", has_text="agent.connected")).not_to_have_count(0)
+    machines = page.locator("#audit-list tbody td[data-label='Machine']").all_inner_texts()
+    assert machines
+    assert set(machines) == {"front desk"}
+
+    # By session: a malformed id is refused in the page, an unknown one matches nothing.
+    page.select_option("#audit-machine", "")
+    page.fill("#audit-session", "not-an-id")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("main p.error")).to_have_text("The session id is not a valid id.")
+    page.fill("#audit-session", str(uuid.uuid4()))
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#audit-list")).to_have_text("No events match.")
 
 
 @pytest.mark.parametrize(
