@@ -14,7 +14,7 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, expect
 
 from guruconnect.protocol import (
     ClipboardText,
@@ -28,7 +28,7 @@ from guruconnect.protocol import (
 from guruconnect.protocol.keys import browser_table
 from tests.conftest import LiveServer
 from tests.web.agents import ScriptedAgent, screen_picture
-from tests.web.conftest import PHONE, UNIT_MS, Browsing, LoopThread, wait_js
+from tests.web.conftest import PHONE, UNIT_MS, Browsing, LoopThread, open_page, wait_js
 
 WIDTH, HEIGHT = 256, 128
 
@@ -391,3 +391,47 @@ def test_h264_is_announced_and_decoded_with_webcodecs(
         web.shot("viewer-h264")
     finally:
         agent.close()
+
+
+def test_a_second_technician_takes_control(
+    web: Browsing, browser: Browser, web_server: LiveServer, agent: ScriptedAgent
+) -> None:
+    """Two technicians in one session: one holds control at a time; the other sees who,
+    gets a Take control button, and his input counts only once he has taken it."""
+    admin = web_server.client(token=web_server.login("root"))
+    tech_id = next(u["id"] for u in admin.get("/api/users").json() if u["username"] == "tech")
+    granted = admin.put(
+        f"/api/users/{tech_id}/client-access", json={"machine_ids": [agent.machine_id]}
+    )
+    assert granted.status_code == 200, granted.text
+    session_id = open_session(web, agent)
+    expect(web.page.locator("#status")).to_have_text("Waiting for consent…")
+    agent.grant_consent(session_id)
+    expect(web.page.locator("#status")).to_have_text("Connected · you have control")
+
+    tech = open_page(browser, web_server.url)
+    try:
+        tech.login("tech")
+        row = tech.page.locator(f"tr[data-machine-id='{agent.machine_id}']")
+        row.get_by_role("button", name="Control", exact=True).click()
+        tech.page.wait_for_url(re.compile(f"/viewer/{session_id}"))  # joined the live one
+        expect(tech.page.locator("#status")).to_have_text("Connected · root has control")
+        expect(tech.page.locator("#cad")).to_be_disabled()
+        tech.shot("viewer-someone-else-has-control")
+        tech.page.locator("#take-control").click()
+        expect(tech.page.locator("#status")).to_have_text("Connected · you have control")
+        expect(tech.page.locator("#take-control")).to_be_hidden()
+        expect(web.page.locator("#status")).to_have_text("Connected · tech has control")
+        expect(web.page.locator("#take-control")).to_be_visible()
+
+        agent.clear()
+        web.page.locator("#screen").focus()
+        web.page.keyboard.press("KeyR")  # root no longer has control: goes nowhere
+        tech.page.locator("#screen").focus()
+        tech.page.keyboard.press("KeyT")
+        key_t = browser_table()["KeyT"][0]
+        agent.wait_for("key_event", lambda m: m.scan_code == key_t and not m.down)
+        assert [m.scan_code for m in agent.received("key_event")] == [key_t, key_t]
+    finally:
+        tech.context.close()
+    assert not tech.log.errors
