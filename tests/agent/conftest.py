@@ -158,7 +158,7 @@ def start_xvfb(attempts: int = 3) -> XServer:
     problem = ""
     for _ in range(attempts):
         read_fd, write_fd = os.pipe()
-        log = tempfile.TemporaryFile()
+        log = tempfile.TemporaryFile()  # noqa: SIM115 - handed to Xvfb, closed below
         process = subprocess.Popen(
             [
                 xvfb,
