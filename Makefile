@@ -5,16 +5,22 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The browser bundle (wire format + zstd), built from the npm lock file and the proto.
+WEB_BUNDLE := src/guruconnect/server/web/static/build/wire.js
 
 .PHONY: setup system run test pytest lint typecheck format bench proto clean fuzz-long schema-long load
 
-setup: $(STAMP)
+setup: $(STAMP) $(WEB_BUNDLE)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(WEB_BUNDLE): package.json package-lock.json proto/guruconnect.proto scripts/build-web.mjs
+	npm ci --no-audit --no-fund --loglevel=error
+	npm run --silent build
 
 run: setup
 	scripts/run-server.sh
@@ -68,4 +74,5 @@ proto: setup
 		--pyi_out=src/guruconnect/protocol proto/guruconnect.proto
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache artifacts
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache artifacts node_modules \
+		src/guruconnect/server/web/static/build

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -142,32 +143,48 @@ class App:
 
 @pytest.fixture(scope="module")
 def xserver() -> Iterator[XServer]:
-    xvfb = require_tool("Xvfb")
-    require_tool("xdotool")
-    read_fd, write_fd = os.pipe()
-    process = subprocess.Popen(
-        [
-            xvfb,
-            "-displayfd",
-            str(write_fd),
-            "-screen",
-            "0",
-            f"{SCREEN[0]}x{SCREEN[1]}x24",
-            "-nolisten",
-            "tcp",
-        ],
-        pass_fds=(write_fd,),
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    with os.fdopen(read_fd) as pipe:
-        number = pipe.readline().strip()
-    assert number, "Xvfb did not report its display"
-    server = XServer(f":{number}", process)
+    server = start_xvfb()
     yield server
     server.stop_children()
-    process.terminate()
-    process.wait(10)
+    server.process.terminate()
+    server.process.wait(10)
+
+
+def start_xvfb(attempts: int = 3) -> XServer:
+    """Xvfb on a free display it picks itself. Two servers starting at the same moment
+    can race for a display number; the loser exits, and it is simply started again."""
+    xvfb = require_tool("Xvfb")
+    require_tool("xdotool")
+    problem = ""
+    for _ in range(attempts):
+        read_fd, write_fd = os.pipe()
+        log = tempfile.TemporaryFile()  # noqa: SIM115 - handed to Xvfb, closed below
+        process = subprocess.Popen(
+            [
+                xvfb,
+                "-displayfd",
+                str(write_fd),
+                "-screen",
+                "0",
+                f"{SCREEN[0]}x{SCREEN[1]}x24",
+                "-nolisten",
+                "tcp",
+            ],
+            pass_fds=(write_fd,),
+            stderr=log,
+        )
+        os.close(write_fd)
+        with os.fdopen(read_fd) as pipe:
+            number = pipe.readline().strip()
+        if number:
+            log.close()  # Xvfb keeps its own descriptor of the file
+            return XServer(f":{number}", process)
+        process.wait(10)
+        log.seek(0)
+        problem = log.read().decode(errors="replace")[-500:]
+        log.close()
+        time.sleep(0.5)
+    raise AssertionError(f"Xvfb did not start: {problem}")
 
 
 @dataclass

@@ -19,12 +19,13 @@ import pytest_asyncio
 from websockets.asyncio.server import ServerConnection, serve
 
 from guruconnect.agent.capture import DisplayInfo, Frame
-from guruconnect.agent.capture.cursor import NoCursor
+from guruconnect.agent.capture.cursor import NoCursor, Pointer
 from guruconnect.agent.runner import Agent, AgentConfig
 from guruconnect.protocol import (
     AuthResult,
     Codec,
     ConsentRequest,
+    CursorShape,
     DisplaySwitch,
     KeyEvent,
     KeyframeRequest,
@@ -483,3 +484,44 @@ async def test_a_session_the_relay_does_not_offer_again_after_a_reconnect_ends(
         assert [e for e in recorder.events if e[0] == "key"] == []
         done.set()
         await stop(task)
+
+
+class OneCursor:
+    """A cursor that never changes: its shape is news once, unless asked again."""
+
+    def __init__(self) -> None:
+        self.sent = False
+
+    def position(self) -> Pointer:
+        return Pointer(10, 20)
+
+    def shape(self, *, again: bool = False) -> CursorShape | None:
+        if self.sent and not again:
+            return None
+        self.sent = True
+        return CursorShape(id=7, width=1, height=1, bgra=b"\x00\x00\x00\xff")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.asyncio
+async def test_every_keyframe_carries_the_cursor_for_viewers_that_joined_late(
+    rogue: RogueRelay,
+) -> None:
+    agent = Agent(
+        AgentConfig(server=rogue.url, key="cak_x", unattended=True, desktop_ui=False),
+        capturer=StillScreen,
+        cursor=OneCursor,
+        injector=Recorder,
+    )
+    task = asyncio.create_task(agent.run())
+    ws = await asyncio.wait_for(rogue.agents.get(), 10)
+    await ws.send(encode(SessionRequest(session_id="s", scope=Scope.SCOPE_VIEW)))
+    assert (await until(ws, "cursor_shape")).id == 7
+    assert (await until(ws, "cursor_position")).x == 10
+    await ws.send(encode(KeyframeRequest(session_id="s")))  # a viewer joined
+    assert (await until(ws, "video_frame")).keyframe
+    assert (await until(ws, "cursor_shape")).id == 7
+    assert (await until(ws, "cursor_position")).y == 20
+    await stop(task)

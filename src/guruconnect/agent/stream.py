@@ -236,12 +236,15 @@ class Streamer:
             self._h264.close()
             self._h264 = None
 
-    def _pointer(self) -> tuple[bytes | None, bytes | None]:
+    def _pointer(self, again: bool) -> tuple[bytes | None, bytes | None]:
+        """Cursor messages to send: what changed, or everything ``again`` (with a keyframe,
+        so a viewer that joined late also gets the cursor, which may not change for long)."""
         cursor = self.worker.cursor()
-        shape = cursor.shape()
+        shape = cursor.shape(again=again)
         pointer = cursor.position()
         position = None
-        if pointer is not None and pointer != self._last_pointer and self.display is not None:
+        moved = pointer is not None and (again or pointer != self._last_pointer)
+        if pointer is not None and moved and self.display is not None:
             self._last_pointer = pointer
             position = encode(
                 CursorPosition(
@@ -277,7 +280,9 @@ class Streamer:
                     self.stats.tiles += tiles
                 else:
                     self.stats.idle += 1
-                shape, position = await self.worker.call(self._pointer)
+                shape, position = await self.worker.call(
+                    functools.partial(self._pointer, was_keyframe)
+                )
                 for extra in (shape, position):
                     if extra is not None:
                         await self.send(extra)

@@ -37,6 +37,7 @@ from guruconnect.server.rate_limits import RateLimits
 from guruconnect.server.relay.hub import Hub
 from guruconnect.server.relay.router import router as relay_router
 from guruconnect.server.state import AppState
+from guruconnect.server.web import routes as web_routes
 from guruconnect.version import build_info
 
 log = structlog.get_logger(__name__)
@@ -107,6 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(sessions.router)
     app.include_router(events.router)
     app.include_router(relay_router)
+    web_routes.mount(app)
     # Last added runs first: headers on everything, then the access log, then the catch-all.
     app.add_middleware(InternalErrors)
     app.add_middleware(EncodedSlashes)  # such a path reaches no route at all

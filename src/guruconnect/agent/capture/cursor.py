@@ -28,8 +28,8 @@ class Pointer:
 class CursorSource(Protocol):
     def position(self) -> Pointer | None: ...
 
-    def shape(self) -> CursorShape | None:
-        """The cursor image when it changed since the last call, else None."""
+    def shape(self, *, again: bool = False) -> CursorShape | None:
+        """The cursor image when it changed since the last call (or ``again``), else None."""
         ...
 
     def close(self) -> None: ...
@@ -39,7 +39,7 @@ class NoCursor:
     def position(self) -> Pointer | None:
         return None
 
-    def shape(self) -> CursorShape | None:
+    def shape(self, *, again: bool = False) -> CursorShape | None:
         return None
 
     def close(self) -> None:
@@ -66,11 +66,11 @@ class X11Cursor:
         reply = self._root.query_pointer()
         return Pointer(int(reply.root_x), int(reply.root_y), bool(reply.same_screen))
 
-    def shape(self) -> CursorShape | None:
+    def shape(self, *, again: bool = False) -> CursorShape | None:
         if not self._has_xfixes:
             return None
         image = self._display.xfixes_get_cursor_image(self._root)
-        if image.cursor_serial == self._serial:
+        if image.cursor_serial == self._serial and not again:
             return None
         self._serial = image.cursor_serial
         return CursorShape(

@@ -1,4 +1,9 @@
-"""Login, logout, who-am-I, and an admin's "revoke every token of this user"."""
+"""Login, logout, who-am-I, and an admin's "revoke every token of this user".
+
+API clients log in with ``/login`` and send the token as a Bearer header. The browser
+dashboard logs in with ``/session``: the token goes into an HttpOnly cookie and the page
+gets only a CSRF token (see ``auth.browser_sessions`` for why).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from guruconnect.server.api.deps import Admin, Authenticated, State, source_address
-from guruconnect.server.auth import user_tokens
+from guruconnect.server.auth import browser_sessions, user_tokens
 from guruconnect.server.auth.errors import RateLimited
 from guruconnect.server.auth.login_limits import LimiterUnavailable
 from guruconnect.server.db import auth_tokens, users
@@ -43,6 +48,16 @@ class Me(BaseModel):
     role: str
     permissions: list[str]
     token_expires_at: datetime
+    #: Only for a browser session (cookie): the value of the ``X-CSRF-Token`` header.
+    csrf_token: str | None = None
+
+
+class BrowserSession(BaseModel):
+    """The answer to a browser login: no token (it is in the HttpOnly cookie)."""
+
+    username: str
+    csrf_token: str
+    expires_at: datetime
 
 
 class Revoked(BaseModel):
@@ -54,6 +69,36 @@ class Revoked(BaseModel):
     responses={401: {"description": "Wrong credentials"}, 429: {"description": "Rate limited"}},
 )
 async def login(body: LoginRequest, request: Request, state: State) -> LoginResponse:
+    issued = await _log_in(body, request, state)
+    return LoginResponse(access_token=issued.token, expires_at=issued.claims.expires_at)
+
+
+@router.post(
+    "/session",
+    responses={401: {"description": "Wrong credentials"}, 429: {"description": "Rate limited"}},
+)
+async def browser_login(
+    body: LoginRequest, request: Request, response: Response, state: State
+) -> BrowserSession:
+    """Log in for the browser dashboard: the token is set as an HttpOnly cookie."""
+    issued = await _log_in(body, request, state)
+    response.set_cookie(
+        browser_sessions.COOKIE_NAME,
+        issued.token,
+        max_age=state.settings.access_token_ttl_seconds,
+        path=browser_sessions.COOKIE_PATH,
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+    return BrowserSession(
+        username=normalise_username(body.username),
+        csrf_token=browser_sessions.csrf_token(state.settings.secret, issued.claims.jti),
+        expires_at=issued.claims.expires_at,
+    )
+
+
+async def _log_in(body: LoginRequest, request: Request, state: State) -> user_tokens.IssuedToken:
     address = source_address(request)
     username = normalise_username(body.username)
     try:
@@ -134,7 +179,7 @@ async def login(body: LoginRequest, request: Request, state: State) -> LoginResp
             detail={"jti": str(issued.claims.jti), "rehashed": rehashed is not None},
         )
     )
-    return LoginResponse(access_token=issued.token, expires_at=issued.claims.expires_at)
+    return issued
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
@@ -152,11 +197,19 @@ async def logout(principal: Authenticated, request: Request, state: State) -> Re
             detail={"jti": str(principal.claims.jti), "closed_viewers": closed},
         )
     )
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    if principal.via_cookie:
+        response.delete_cookie(
+            browser_sessions.COOKIE_NAME,
+            path=browser_sessions.COOKIE_PATH,
+            httponly=True,
+            samesite="strict",
+        )
+    return response
 
 
 @router.get("/me")
-async def me(principal: Authenticated) -> Me:
+async def me(principal: Authenticated, state: State) -> Me:
     user = principal.user
     return Me(
         id=user.id,
@@ -166,6 +219,9 @@ async def me(principal: Authenticated) -> Me:
         role=user.role.value,
         permissions=sorted(p.value for p in principal.permissions),
         token_expires_at=principal.claims.expires_at,
+        csrf_token=browser_sessions.csrf_token(state.settings.secret, principal.claims.jti)
+        if principal.via_cookie
+        else None,
     )
 
 

@@ -8,10 +8,11 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from guruconnect.server.auth import user_tokens
+from guruconnect.server.auth import browser_sessions, user_tokens
 from guruconnect.server.auth.errors import InvalidToken
 from guruconnect.server.auth.permissions import Permission, Role, effective_permissions
 from guruconnect.server.db import auth_tokens, users
+from guruconnect.server.db.events import Event
 from guruconnect.server.db.users import User
 from guruconnect.server.state import AppState, app_state
 
@@ -31,6 +32,8 @@ class Principal:
     user: User
     claims: user_tokens.TokenClaims
     permissions: frozenset[Permission]
+    #: The token came in the browser's session cookie (not an Authorization header).
+    via_cookie: bool = False
 
     @property
     def is_admin(self) -> bool:
@@ -46,16 +49,46 @@ def unauthorized(detail: str) -> HTTPException:
 
 
 async def authenticated(
+    request: Request,
     state: State,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """A valid, unrevoked dashboard token of a live user; 401 otherwise."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    """A valid, unrevoked dashboard token of a live user; 401 otherwise.
+
+    The token comes from the Authorization header or, for the browser, from the session
+    cookie; a cookie-borne write also needs its CSRF header (403 without it).
+    """
+    if credentials is not None:
+        if credentials.scheme.lower() != "bearer":
+            raise unauthorized("not authenticated")
+        token, via_cookie = credentials.credentials, False
+    elif cookie := request.cookies.get(browser_sessions.COOKIE_NAME):
+        token, via_cookie = cookie, True
+    else:
         raise unauthorized("not authenticated")
     try:
-        claims = user_tokens.decode(state.settings.secret, credentials.credentials)
+        claims = user_tokens.decode(state.settings.secret, token)
     except InvalidToken as exc:
         raise unauthorized(str(exc)) from None
+    if (
+        via_cookie
+        and request.method not in browser_sessions.SAFE_METHODS
+        and not browser_sessions.csrf_valid(
+            state.settings.secret,
+            claims.jti,
+            request.headers.get(browser_sessions.CSRF_HEADER),
+        )
+    ):
+        await state.audit.record(
+            Event(
+                "auth.csrf_rejected",
+                tenant_id=claims.tenant_id,
+                user_id=claims.user_id,
+                source_address=source_address(request),
+                detail={"method": request.method, "path": request.url.path},
+            )
+        )
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="missing or invalid CSRF token")
     async with state.engine.connect() as conn:
         token_state = await auth_tokens.state(conn, claims)
         if token_state is None or token_state.revoked or not token_state.user_live:
@@ -64,7 +97,7 @@ async def authenticated(
         if user is None:
             raise unauthorized("token revoked")
         granted = await users.permissions_of(conn, user.id)
-    return Principal(user, claims, effective_permissions(user.role, granted))
+    return Principal(user, claims, effective_permissions(user.role, granted), via_cookie)
 
 
 Authenticated = Annotated[Principal, Depends(authenticated)]

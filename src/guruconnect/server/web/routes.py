@@ -1,0 +1,76 @@
+"""Routes for the pages: one dashboard shell for every dashboard path (the page's script
+picks the view from the path), the viewer page, static files and the keyboard table.
+
+Nothing here needs a login: the pages hold no data; everything they show comes from the
+API, which checks the caller. There is deliberately no setup page: the first admin is
+created by the CLI only (a re-enterable web setup wizard is how ScreenConnect's
+CVE-2024-1709 happened).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import structlog
+from fastapi import APIRouter, FastAPI, status
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from guruconnect.protocol.keys import browser_table
+
+log = structlog.get_logger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+WIRE_BUNDLE = STATIC_DIR / "build" / "wire.js"
+
+#: Dashboard views; each path serves the same shell.
+DASHBOARD_PATHS = (
+    "/login",
+    "/machines",
+    "/sessions",
+    "/support-codes",
+    "/agent-keys",
+    "/users",
+    "/audit",
+)
+
+router = APIRouter(include_in_schema=False)
+
+
+def _page(name: str) -> FileResponse:
+    # Pages change with the code; never serve a stale shell that loads new scripts.
+    return FileResponse(STATIC_DIR / name, headers={"cache-control": "no-cache"})
+
+
+@router.get("/")
+async def root() -> RedirectResponse:
+    return RedirectResponse("/machines", status_code=status.HTTP_302_FOUND)
+
+
+async def dashboard() -> FileResponse:
+    return _page("index.html")
+
+
+for _path in DASHBOARD_PATHS:
+    router.add_api_route(_path, dashboard, methods=["GET"])
+
+
+@router.get("/viewer/{session_id}")
+async def viewer(session_id: uuid.UUID) -> FileResponse:
+    return _page("viewer.html")
+
+
+@router.get("/web/keys.json")
+async def keys_json() -> JSONResponse:
+    """``KeyboardEvent.code`` -> ``[scan code, extended]``: the agent's own table, so the
+    viewer and the agent cannot disagree about a key."""
+    return JSONResponse(browser_table(), headers={"cache-control": "no-cache"})
+
+
+def mount(app: FastAPI) -> None:
+    """Add the pages to ``app``."""
+    if not WIRE_BUNDLE.is_file():
+        log.warning("web bundle missing; run `make setup`", path=str(WIRE_BUNDLE))
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,0 +1,124 @@
+// Per-agent keys: issue one (shown once, with a copy button and install commands), list,
+// revoke.
+import { api } from "../api.js";
+import { confirmButton, h, replace, table, when } from "../dom.js";
+
+// The key goes in the environment, not on the command line, where ps would show it.
+function installCommands(key) {
+  const server = location.origin;
+  return [
+    ["Linux", `GURUCONNECT_AGENT_KEY=${key} guruconnect agent --server ${server}`],
+    ["Windows (PowerShell)", `$env:GURUCONNECT_AGENT_KEY="${key}"; & "$env:ProgramFiles\\GuruConnect\\guruconnect.exe" agent --server ${server}`],
+  ];
+}
+
+function copyable(id, text) {
+  const field = h("input", { id, readonly: true, value: text, class: "mono", "aria-label": "Copy this" });
+  const done = h("span", { class: "ok copied", "aria-live": "polite" });
+  const button = h("button", { type: "button" }, "Copy");
+  button.addEventListener("click", async () => {
+    field.select();
+    try {
+      await navigator.clipboard.writeText(text);
+      done.textContent = "Copied";
+    } catch {
+      done.textContent = "Press Ctrl+C to copy";
+    }
+  });
+  return h("div", { class: "copy-row" }, field, button, done);
+}
+
+export async function render(main) {
+  const status = h("p", { class: "error", role: "alert", hidden: true });
+  const label = h("input", { id: "key-label", placeholder: "Label, e.g. reception PC", maxlength: 255, "aria-label": "Label" });
+  const issue = h("button", { type: "submit", class: "primary" }, "Issue a key");
+  const fresh = h("div", { id: "issued-key" });
+  const list = h("div", { id: "key-list" });
+  let machines = new Map();
+
+  async function refresh() {
+    try {
+      const [keys, found] = await Promise.all([api("GET", "/api/agent-keys"), api("GET", "/api/machines")]);
+      machines = new Map(found.map((m) => [m.id, m.name]));
+      draw(keys);
+    } catch (error) {
+      status.textContent = `Cannot load agent keys: ${error.message}`;
+      status.hidden = false;
+    }
+  }
+
+  function draw(keys) {
+    replace(
+      list,
+      table(
+        [
+          ["Key", (k) => h("code", {}, `${k.prefix}…`)],
+          ["Label", (k) => k.label || "—"],
+          ["Machine", (k) => (k.machine_id ? machines.get(k.machine_id) || k.machine_id.slice(0, 8) : "not connected yet")],
+          ["Issued", (k) => when(k.created_at)],
+          ["Last used", (k) => when(k.last_used_at)],
+          ["State", (k) => h("span", { class: `badge ${k.revoked_at ? "offline" : "online"}` }, k.revoked_at ? "revoked" : "active")],
+          [
+            "",
+            (k) =>
+              k.revoked_at
+                ? null
+                : confirmButton("Revoke", "Revoke now?", async () => {
+                    try {
+                      await api("DELETE", `/api/agent-keys/${k.id}`);
+                    } catch (error) {
+                      status.textContent = `Cannot revoke: ${error.message}`;
+                      status.hidden = false;
+                    }
+                    await refresh();
+                  }),
+          ],
+        ],
+        keys,
+        { empty: "No agent keys yet.", rowAttrs: (k) => ({ dataset: { keyId: k.id } }) },
+      ),
+    );
+  }
+
+  const form = h(
+    "form",
+    {
+      class: "toolbar",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        issue.disabled = true;
+        status.hidden = true;
+        try {
+          const key = await api("POST", "/api/agent-keys", { label: label.value.trim() || null });
+          label.value = "";
+          replace(
+            fresh,
+            h(
+              "section",
+              { class: "card key-card" },
+              h("h2", {}, "New agent key"),
+              h("p", { class: "warning" }, "Copy it now: it is shown only this once. The server keeps only a hash."),
+              copyable("new-key", key.key),
+              installCommands(key.key).map(([platform, command], i) => [
+                h("h3", {}, platform),
+                copyable(`install-${i}`, command),
+              ]),
+              h("button", { type: "button", class: "link", onclick: () => replace(fresh) }, "Done, hide the key"),
+            ),
+          );
+          await refresh();
+        } catch (error) {
+          status.textContent = `Cannot issue a key: ${error.message}`;
+          status.hidden = false;
+        } finally {
+          issue.disabled = false;
+        }
+      },
+    },
+    label,
+    issue,
+  );
+  main.append(form, status, fresh, list);
+  await refresh();
+  return () => replace(fresh); // leaving the page forgets the key
+}

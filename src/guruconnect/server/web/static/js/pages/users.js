@@ -1,0 +1,162 @@
+// Users of the admin's tenant: create, disable, set role, client access, revoke tokens.
+import { api } from "../api.js";
+import { confirmButton, h, replace, table, when } from "../dom.js";
+
+export async function render(main, { me }) {
+  const status = h("p", { class: "error", role: "alert", hidden: true });
+  const notice = h("p", { class: "ok", role: "status", hidden: true });
+  const list = h("div", { id: "user-list" });
+  const editor = h("div", { id: "access-editor" });
+  let machines = [];
+
+  const say = (text, ok = true) => {
+    (ok ? notice : status).textContent = text;
+    (ok ? notice : status).hidden = false;
+    (ok ? status : notice).hidden = true;
+  };
+
+  async function act(what, fn) {
+    try {
+      await fn();
+      say(what);
+    } catch (error) {
+      say(`${what.split(":")[0]} failed: ${error.message}`, false);
+    }
+    await refresh();
+  }
+
+  // -- create -------------------------------------------------------------------------
+  const username = h("input", { id: "new-username", required: true, autocomplete: "off", "aria-label": "Username", placeholder: "username" });
+  const displayName = h("input", { id: "new-display-name", "aria-label": "Display name", placeholder: "Display name (optional)" });
+  const password = h("input", { id: "new-password", type: "password", required: true, minlength: 12, autocomplete: "new-password", "aria-label": "Password", placeholder: "Password (12+ characters)" });
+  const role = h("select", { id: "new-role", "aria-label": "Role" }, h("option", { value: "technician" }, "Technician"), h("option", { value: "admin" }, "Admin"));
+  const create = h(
+    "form",
+    {
+      class: "card form-grid",
+      id: "create-user",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        const name = username.value.trim();
+        await act(`Created ${name}`, () =>
+          api("POST", "/api/users", {
+            username: name,
+            password: password.value,
+            role: role.value,
+            display_name: displayName.value.trim() || null,
+          }),
+        );
+        if (status.hidden) {
+          username.value = displayName.value = password.value = "";
+        }
+      },
+    },
+    h("h2", {}, "New user"),
+    username,
+    displayName,
+    password,
+    role,
+    h("button", { type: "submit", class: "primary" }, "Create user"),
+  );
+
+  // -- client access ------------------------------------------------------------------
+  function editAccess(user) {
+    const chosen = new Set(user.client_access.machine_ids);
+    const clients = h("input", { id: "access-clients", value: user.client_access.client_names.join(", "), placeholder: "Client names, comma-separated", "aria-label": "Clients" });
+    const boxes = machines.map((m) =>
+      h("label", { class: "inline" }, h("input", { type: "checkbox", value: m.id, checked: chosen.has(m.id) }), ` ${m.name}`),
+    );
+    replace(
+      editor,
+      h(
+        "form",
+        {
+          class: "card",
+          onsubmit: async (event) => {
+            event.preventDefault();
+            const body = {
+              machine_ids: boxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => i.value),
+              client_names: clients.value.split(",").map((c) => c.trim()).filter(Boolean),
+            };
+            await act(`Access saved for ${user.username}`, () => api("PUT", `/api/users/${user.id}/client-access`, body));
+            replace(editor);
+          },
+        },
+        h("h2", {}, `Machines ${user.username} may reach`),
+        h("p", { class: "muted" }, "Every machine of the named clients, plus the machines ticked."),
+        clients,
+        h("div", { class: "checks" }, boxes.length ? boxes : h("span", { class: "muted" }, "No machines yet.")),
+        h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Save access"), h("button", { type: "button", onclick: () => replace(editor) }, "Cancel")),
+      ),
+    );
+    editor.scrollIntoView({ block: "nearest" });
+  }
+
+  // -- list ---------------------------------------------------------------------------
+  function draw(users) {
+    replace(
+      list,
+      table(
+        [
+          ["User", (u) => [h("strong", {}, u.username), u.display_name ? h("div", { class: "muted" }, u.display_name) : null]],
+          [
+            "Role",
+            (u) =>
+              h(
+                "select",
+                {
+                  "aria-label": `Role of ${u.username}`,
+                  disabled: u.id === me.id,
+                  onchange: (event) => act(`Role of ${u.username} set to ${event.target.value}`, () => api("PATCH", `/api/users/${u.id}`, { role: event.target.value })),
+                },
+                ["technician", "admin"].map((r) => h("option", { value: r, selected: u.role === r }, r)),
+              ),
+          ],
+          ["State", (u) => h("span", { class: `badge ${u.disabled ? "offline" : "online"}` }, u.disabled ? "disabled" : "active")],
+          ["Last login", (u) => when(u.last_login_at)],
+          [
+            "Access",
+            (u) =>
+              u.role === "admin"
+                ? "all machines"
+                : `${u.client_access.client_names.length} clients, ${u.client_access.machine_ids.length} machines`,
+          ],
+          [
+            "",
+            (u) =>
+              h(
+                "div",
+                { class: "actions" },
+                u.role === "admin" ? null : h("button", { type: "button", onclick: () => editAccess(u) }, "Access…"),
+                u.id === me.id
+                  ? null
+                  : h(
+                      "button",
+                      { type: "button", onclick: () => act(`${u.username} ${u.disabled ? "enabled" : "disabled"}`, () => api("PATCH", `/api/users/${u.id}`, { disabled: !u.disabled })) },
+                      u.disabled ? "Enable" : "Disable",
+                    ),
+                confirmButton("Revoke tokens", "Log out everywhere?", () =>
+                  act(`Tokens of ${u.username} revoked`, () => api("POST", `/api/auth/revoke-user/${u.id}`)),
+                ),
+              ),
+          ],
+        ],
+        users,
+        { rowAttrs: (u) => ({ dataset: { username: u.username } }) },
+      ),
+    );
+  }
+
+  async function refresh() {
+    try {
+      const [users, found] = await Promise.all([api("GET", "/api/users"), api("GET", "/api/machines")]);
+      machines = found;
+      draw(users);
+    } catch (error) {
+      say(`Cannot load users: ${error.message}`, false);
+    }
+  }
+
+  main.append(status, notice, create, editor, list);
+  await refresh();
+}
