@@ -28,8 +28,9 @@ port="${GURUCONNECT_PORT:-3002}"
 cat <<TXT
 
 GuruConnect is starting on http://$host:$port
-  log in:    POST http://$host:$port/api/auth/login  {"username": "admin", "password": "..."}
+  dashboard: http://$host:$port  (log in as admin)
   password:  $home/admin_password   (for the first admin, created on the first run)
+  API:       POST http://$host:$port/api/auth/login  {"username": "admin", "password": "..."}
   health:    http://$host:$port/health     API schema: http://$host:$port/openapi.json
   database:  ${DATABASE_URL:-sqlite+aiosqlite:///guruconnect.db} (in $(pwd))
 
