@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,17 +112,30 @@ async def rogue() -> AsyncIterator[RogueRelay]:
         done.set()
 
 
-async def run_agent(rogue: RogueRelay, *, unattended: bool) -> tuple[Agent, Recorder, Any, Any]:
-    recorder = Recorder()
+async def launch(
+    rogue: RogueRelay,
+    *,
+    capturer: Callable[[], Any] = StillScreen,
+    cursor: Callable[[], Any] = NoCursor,
+    recorder: Recorder | None = None,
+    **config: Any,
+) -> tuple[Agent, Recorder, ServerConnection, asyncio.Task[int]]:
+    """The agent in this process, connected to the rogue relay; returns it, its input
+    recorder, the relay's side of the socket and the agent's task."""
+    recorder = recorder or Recorder()
     agent = Agent(
-        AgentConfig(server=rogue.url, key="cak_x", unattended=unattended, desktop_ui=False),
-        capturer=StillScreen,
-        cursor=NoCursor,
+        AgentConfig(server=rogue.url, key="cak_x", desktop_ui=False, **config),
+        capturer=capturer,
+        cursor=cursor,
         injector=lambda: recorder,
     )
     task = asyncio.create_task(agent.run())
     ws = await asyncio.wait_for(rogue.agents.get(), 10)
     return agent, recorder, ws, task
+
+
+async def run_agent(rogue: RogueRelay, *, unattended: bool) -> tuple[Agent, Recorder, Any, Any]:
+    return await launch(rogue, unattended=unattended)
 
 
 async def until(ws: ServerConnection, kind: str) -> Any:
@@ -219,14 +232,9 @@ async def test_display_switch_changes_the_picture_and_where_clicks_land(
     rogue: RogueRelay,
 ) -> None:
     recorder = Recorder()
-    agent = Agent(
-        AgentConfig(server=rogue.url, key="cak_x", unattended=True, desktop_ui=False),
-        capturer=TwoScreens,
-        cursor=NoCursor,
-        injector=lambda: recorder,
+    _agent, _recorder, ws, task = await launch(
+        rogue, capturer=TwoScreens, recorder=recorder, unattended=True
     )
-    task = asyncio.create_task(agent.run())
-    ws = await asyncio.wait_for(rogue.agents.get(), 10)
     status = await until(ws, "agent_status")
     assert [(d.id, d.x, d.width) for d in status.displays] == [(1, 0, 128), (2, 128, 64)]
     await ws.send(encode(SessionRequest(session_id="s", scope=Scope.SCOPE_CONTROL)))
@@ -264,14 +272,9 @@ class BusyScreen(StillScreen):
 @pytest.mark.asyncio
 async def test_a_relay_that_stops_reading_holds_the_agent_back(rogue: RogueRelay) -> None:
     screen = BusyScreen()
-    agent = Agent(
-        AgentConfig(server=rogue.url, key="cak_x", unattended=True, desktop_ui=False, fps=30),
-        capturer=lambda: screen,
-        cursor=NoCursor,
-        injector=Recorder,
+    _agent, _recorder, ws, task = await launch(
+        rogue, capturer=lambda: screen, unattended=True, fps=30
     )
-    task = asyncio.create_task(agent.run())
-    ws = await asyncio.wait_for(rogue.agents.get(), 10)
     await ws.send(encode(SessionRequest(session_id="s", scope=Scope.SCOPE_VIEW)))
     await until(ws, "video_frame")
     # Stop reading. At 30 fps that would be 30 frames (90 MB) a second queued somewhere;
@@ -292,16 +295,7 @@ async def test_a_relay_that_stops_reading_holds_the_agent_back(rogue: RogueRelay
 
 @pytest.mark.asyncio
 async def test_a_still_screen_sends_a_keyframe_now_and_then(rogue: RogueRelay) -> None:
-    agent = Agent(
-        AgentConfig(
-            server=rogue.url, key="cak_x", unattended=True, desktop_ui=False, keyframe_interval=0.3
-        ),
-        capturer=StillScreen,
-        cursor=NoCursor,
-        injector=Recorder,
-    )
-    task = asyncio.create_task(agent.run())
-    ws = await asyncio.wait_for(rogue.agents.get(), 10)
+    _agent, _recorder, ws, task = await launch(rogue, unattended=True, keyframe_interval=0.3)
     await ws.send(encode(SessionRequest(session_id="s", scope=Scope.SCOPE_VIEW)))
     frames = [await until(ws, "video_frame") for _ in range(3)]
     assert all(f.keyframe and len(f.tiles) == 2 for f in frames)  # 128x64: two tiles
@@ -325,14 +319,7 @@ class WideDesktop(StillScreen):
 async def test_h264_failing_mid_session_falls_back_to_raw_and_the_session_goes_on(
     rogue: RogueRelay,
 ) -> None:
-    agent = Agent(
-        AgentConfig(server=rogue.url, key="cak_x", unattended=True, desktop_ui=False),
-        capturer=WideDesktop,
-        cursor=NoCursor,
-        injector=Recorder,
-    )
-    task = asyncio.create_task(agent.run())
-    ws = await asyncio.wait_for(rogue.agents.get(), 10)
+    agent, _recorder, ws, task = await launch(rogue, capturer=WideDesktop, unattended=True)
     status = await until(ws, "agent_status")
     assert list(status.encoders) == [Codec.CODEC_H264, Codec.CODEC_RAW_ZSTD]
     await ws.send(
@@ -355,20 +342,11 @@ async def test_h264_failing_mid_session_falls_back_to_raw_and_the_session_goes_o
 
 @pytest.mark.asyncio
 async def test_no_h264_encoder_means_raw_only(rogue: RogueRelay) -> None:
-    agent = Agent(
-        AgentConfig(
-            server=rogue.url,
-            key="cak_x",
-            unattended=True,
-            desktop_ui=False,
-            h264_encoders=("h264_nvenc", "h264_qsv"),  # present in the wheel, absent here
-        ),
-        capturer=StillScreen,
-        cursor=NoCursor,
-        injector=Recorder,
+    _agent, _recorder, ws, task = await launch(
+        rogue,
+        unattended=True,
+        h264_encoders=("h264_nvenc", "h264_qsv"),  # absent here
     )
-    task = asyncio.create_task(agent.run())
-    ws = await asyncio.wait_for(rogue.agents.get(), 10)
     assert list((await until(ws, "agent_status")).encoders) == [Codec.CODEC_RAW_ZSTD]
     # Even a relay that asks for H.264 gets raw tiles.
     await ws.send(
@@ -384,16 +362,9 @@ async def test_dropped_frames_lower_the_rate_and_open_a_smaller_encoder(
     rogue: RogueRelay,
 ) -> None:
     screen = BusyScreen()
-    agent = Agent(
-        AgentConfig(
-            server=rogue.url, key="cak_x", unattended=True, desktop_ui=False, max_rate_kbps=8000
-        ),
-        capturer=lambda: screen,
-        cursor=NoCursor,
-        injector=Recorder,
+    agent, _recorder, ws, task = await launch(
+        rogue, capturer=lambda: screen, unattended=True, max_rate_kbps=8000
     )
-    task = asyncio.create_task(agent.run())
-    ws = await asyncio.wait_for(rogue.agents.get(), 10)
     await ws.send(
         encode(SessionRequest(session_id="s", scope=Scope.SCOPE_VIEW, codecs=[Codec.CODEC_H264]))
     )
@@ -513,14 +484,7 @@ class OneCursor:
 async def test_every_keyframe_carries_the_cursor_for_viewers_that_joined_late(
     rogue: RogueRelay,
 ) -> None:
-    agent = Agent(
-        AgentConfig(server=rogue.url, key="cak_x", unattended=True, desktop_ui=False),
-        capturer=StillScreen,
-        cursor=OneCursor,
-        injector=Recorder,
-    )
-    task = asyncio.create_task(agent.run())
-    ws = await asyncio.wait_for(rogue.agents.get(), 10)
+    _agent, _recorder, ws, task = await launch(rogue, cursor=OneCursor, unattended=True)
     await ws.send(encode(SessionRequest(session_id="s", scope=Scope.SCOPE_VIEW)))
     assert (await until(ws, "cursor_shape")).id == 7
     assert (await until(ws, "cursor_position")).x == 10
