@@ -141,10 +141,6 @@ async def launch(
     return agent, recorder, ws, task
 
 
-async def run_agent(rogue: RogueRelay, *, unattended: bool) -> tuple[Agent, Recorder, Any, Any]:
-    return await launch(rogue, unattended=unattended)
-
-
 async def until(ws: ServerConnection, kind: str) -> Any:
     while True:
         name, message = payload(decode(await asyncio.wait_for(ws.recv(), 10)))
@@ -166,7 +162,7 @@ INPUT = [
 
 @pytest.mark.asyncio
 async def test_input_before_consent_is_not_injected(rogue: RogueRelay) -> None:
-    _agent, recorder, ws, task = await run_agent(rogue, unattended=False)
+    _agent, recorder, ws, task = await launch(rogue, unattended=False)
     await ws.send(
         encode(SessionRequest(session_id="s1", scope=Scope.SCOPE_CONTROL, consent_required=True))
     )
@@ -186,7 +182,7 @@ async def test_input_before_consent_is_not_injected(rogue: RogueRelay) -> None:
 async def test_server_policy_alone_does_not_make_an_agent_unattended(rogue: RogueRelay) -> None:
     """The relay says no consent is needed; the agent was not installed --unattended, so it
     asks its user anyway (here nobody can answer: the session is refused)."""
-    _agent, recorder, ws, task = await run_agent(rogue, unattended=False)
+    _agent, recorder, ws, task = await launch(rogue, unattended=False)
     await ws.send(
         encode(SessionRequest(session_id="s1", scope=Scope.SCOPE_CONTROL, consent_required=False))
     )
@@ -201,7 +197,7 @@ async def test_server_policy_alone_does_not_make_an_agent_unattended(rogue: Rogu
 
 @pytest.mark.asyncio
 async def test_view_scope_gets_no_input_and_control_scope_does(rogue: RogueRelay) -> None:
-    _agent, recorder, ws, task = await run_agent(rogue, unattended=True)
+    _agent, recorder, ws, task = await launch(rogue, unattended=True)
     await ws.send(encode(SessionRequest(session_id="s1", scope=Scope.SCOPE_VIEW)))
     assert (await until(ws, "session_response")).accepted
     frame = await until(ws, "video_frame")

@@ -37,13 +37,11 @@ from guruconnect.protocol import (
     ConsentResponse,
     DisplayList,
     Envelope,
-    Heartbeat,
     ProtocolError,
     Scope,
     SessionRequest,
     SessionResponse,
     SessionState,
-    decode,
     payload,
 )
 from guruconnect.protocol import keys as keytable
@@ -225,16 +223,11 @@ class Agent:
         try:
             while True:
                 try:
-                    envelope = decode(await conn.recv_raw(silence))
+                    envelope = await conn.recv(idle=silence)
                 except TimeoutError:
                     raise ClientError(f"the relay has been silent for {silence:.0f} s") from None
                 except ProtocolError as exc:
                     raise ClientError(f"the relay sent something unreadable: {exc}") from None
-                if envelope.HasField("heartbeat"):
-                    if not envelope.heartbeat.reply:
-                        beat = Heartbeat(sent_at_ms=envelope.heartbeat.sent_at_ms, reply=True)
-                        await conn.send(beat)
-                    continue
                 await self._dispatch(conn, envelope)
         finally:
             local.cancel()

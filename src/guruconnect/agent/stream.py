@@ -236,6 +236,13 @@ class Streamer:
             self._h264.close()
             self._h264 = None
 
+    def _tick(self, keyframe: bool) -> tuple[list[bytes], int, bool, list[bytes]]:
+        """Worker thread, once per frame period: the frame, then the cursor messages (all
+        of them again after a keyframe). One hop to the worker thread per frame."""
+        messages, tiles, was_keyframe = self._frame(keyframe)
+        cursor = [data for data in self._pointer(was_keyframe) if data is not None]
+        return messages, tiles, was_keyframe, cursor
+
     def _pointer(self, again: bool) -> tuple[bytes | None, bytes | None]:
         """Cursor messages to send: what changed, or everything ``again`` (with a keyframe,
         so a viewer that joined late also gets the cursor, which may not change for long)."""
@@ -264,8 +271,8 @@ class Streamer:
                 started = time.monotonic()
                 keyframe = self._keyframe or started >= next_keyframe
                 self._keyframe = False
-                messages, tiles, was_keyframe = await self.worker.call(
-                    functools.partial(self._frame, keyframe)
+                messages, tiles, was_keyframe, cursor = await self.worker.call(
+                    functools.partial(self._tick, keyframe)
                 )
                 if was_keyframe:
                     next_keyframe = started + self.keyframe_interval
@@ -280,12 +287,8 @@ class Streamer:
                     self.stats.tiles += tiles
                 else:
                     self.stats.idle += 1
-                shape, position = await self.worker.call(
-                    functools.partial(self._pointer, was_keyframe)
-                )
-                for extra in (shape, position):
-                    if extra is not None:
-                        await self.send(extra)
+                for data in cursor:
+                    await self.send(data)
                 delay = 1.0 / self.rate.fps - (time.monotonic() - started)
                 if delay > 0:
                     self._changed.clear()

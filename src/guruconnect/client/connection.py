@@ -99,12 +99,16 @@ class Connection:
             raise ClientError("the relay sent a text message")
         return data
 
-    async def recv(self, timeout: float | None = None) -> Envelope:
+    async def recv(self, timeout: float | None = None, *, idle: float | None = None) -> Envelope:
         """The next envelope that is not a heartbeat (those are answered here), within
-        ``timeout`` seconds in all, however many heartbeats arrive meanwhile."""
+        ``timeout`` seconds in all, however many heartbeats arrive meanwhile. ``idle``:
+        TimeoutError as soon as nothing at all (heartbeats included) arrives for that long,
+        the sign of a peer that is gone without closing."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if idle is not None:
+                remaining = idle if remaining is None else min(remaining, idle)
             envelope = decode(await self.recv_raw(remaining))
             if self.answer_heartbeats and envelope.HasField("heartbeat"):
                 if not envelope.heartbeat.reply:
