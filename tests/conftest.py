@@ -27,6 +27,7 @@ from guruconnect.server.config import Settings
 from guruconnect.server.db.engine import create_engine
 from guruconnect.server.db.schema import session_events
 from guruconnect.server.log_setup import configure
+from tests.timing import scaled
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 POSTGRES_URL = os.environ.get(
@@ -38,7 +39,7 @@ JWT_SECRET = secrets.token_urlsafe(48)
 PASSWORD = "correct horse battery staple"
 #: Real Argon2id, but cheap enough for hundreds of logins in a test run.
 FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost_kib": 1024, "argon2_parallelism": 1}
-STARTUP_TIMEOUT = 15.0
+STARTUP_TIMEOUT = scaled(15.0)
 
 
 def require_service(name: str, problem: str | None) -> None:
