@@ -106,6 +106,14 @@ class Settings(DatabaseSettings):
     #: Input events a viewer may send per second (token bucket); the excess is dropped.
     input_events_per_second: int = Field(default=200, ge=1)
     chat_max_chars: int = Field(default=4096, ge=1)
+    #: Chat messages an agent may send a second (token bucket, bursts of twice that); the
+    #: excess is dropped and audited (``limit.chat_throttled``) at most every 10 s.
+    agent_chat_per_second: float = Field(default=5.0, gt=0)
+    #: What an agent may declare: displays (count, pixels a side) and cursor shapes (pixels
+    #: a side); more closes the agent with 4400.
+    agent_max_displays: int = Field(default=16, ge=1)
+    display_max_side: int = Field(default=8192, ge=64)
+    cursor_max_side: int = Field(default=256, ge=16)
     clipboard_max_chars: int = Field(default=32768, ge=1)
     #: Video queued per viewer before frames are dropped for that viewer: at most this many
     #: frames (16 is about half a second at 30 fps) and this many bytes.

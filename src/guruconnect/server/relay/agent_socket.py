@@ -25,6 +25,11 @@ from guruconnect.server.auth.secrets_format import CredentialKind
 from guruconnect.server.db import agent_keys, machines, sessions, support_codes, users
 from guruconnect.server.db.events import Event
 from guruconnect.server.rate_limits import LimiterUnavailable, rate
+from guruconnect.server.relay.agent_limits import (
+    ChatThrottle,
+    check_cursor_shape,
+    check_displays,
+)
 from guruconnect.server.relay.gate import WRONG_PLANE, admit, bearer, limit_event, refuse, source_of
 from guruconnect.server.relay.peers import AgentPeer, Peer
 from guruconnect.server.state import AppState, app_state
@@ -224,6 +229,9 @@ async def agent_endpoint(ws: WebSocket) -> None:
         machine_name=machine.name,
         key_id=seed.key_id,
         support_session_id=seed.session.id if seed.session else None,
+        chat=ChatThrottle(
+            settings.agent_chat_per_second, max(1, 2 * round(settings.agent_chat_per_second))
+        ),
     )
     agent.peer.send(
         encode(
@@ -254,6 +262,8 @@ async def agent_endpoint(ws: WebSocket) -> None:
         try:
             kind = inbound_type(Plane.AGENT, data, max_size=settings.agent_max_message_bytes)
             if kind in VIDEO_TYPES:
+                if kind == "cursor_shape":  # rare and small: checked; frames are not parsed
+                    check_cursor_shape(decode(data).cursor_shape, settings)
                 hub.from_agent_video(agent, data)
                 await hub.pace(agent)
             else:
@@ -279,10 +289,13 @@ async def agent_endpoint(ws: WebSocket) -> None:
 async def _control(state: AppState, agent: AgentPeer, kind: str, data: bytes) -> None:
     hub = state.hub
     if kind == "display_list":
-        agent.displays = list(decode(data).display_list.displays)
+        displays = decode(data).display_list.displays
+        check_displays(displays, state.settings)
+        agent.displays = list(displays)
         hub.to_viewers(agent, data)
     elif kind == "agent_status":
         status = decode(data).agent_status
+        check_displays(status.displays, state.settings)
         agent.encoders = list(status.encoders) or agent.encoders
         agent.displays = list(status.displays)
         agent.user_name = status.user_name[:100]
@@ -300,8 +313,22 @@ async def _control(state: AppState, agent: AgentPeer, kind: str, data: bytes) ->
             await hub.end_session(live.id, why)
     elif kind == "chat":
         chat = decode(data).chat
-        if 0 < len(chat.text) <= state.settings.chat_max_chars:
-            hub.chat_from_agent(agent, chat)
+        if not 0 < len(chat.text) <= state.settings.chat_max_chars:
+            return
+        if agent.chat is not None and not agent.chat.allow():
+            dropped = agent.chat.drop()
+            if dropped is not None:
+                hub.audit_later(
+                    Event(
+                        "limit.chat_throttled",
+                        tenant_id=agent.tenant_id,
+                        machine_id=agent.machine_id,
+                        source_address=agent.peer.source,
+                        detail={"plane": PLANE, "dropped": dropped},
+                    )
+                )
+            return
+        hub.chat_from_agent(agent, chat)
     elif kind == "clipboard":
         clip = decode(data).clipboard
         if len(clip.text) <= state.settings.clipboard_max_chars:

@@ -14,6 +14,7 @@ from guruconnect.protocol.errors import MessageTooLarge, ProtocolError
 from guruconnect.server.auth.secrets_format import CredentialKind
 from guruconnect.server.db.events import Event
 from guruconnect.server.rate_limits import LimiterUnavailable, rate
+from guruconnect.server.relay.agent_limits import OverLimit
 from guruconnect.server.relay.origin import origin_allowed
 from guruconnect.server.state import AppState
 
@@ -32,6 +33,8 @@ def limit_event(exc: ProtocolError) -> str:
     """The audit event type for a message the relay refused."""
     if isinstance(exc, MessageTooLarge):
         return "limit.message_too_big"
+    if isinstance(exc, OverLimit):
+        return "limit.agent_over_limit"
     return "limit.protocol_error"  # malformed, or a type this plane may not send
 
 

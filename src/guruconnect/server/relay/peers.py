@@ -18,6 +18,7 @@ from starlette.websockets import WebSocket
 
 from guruconnect.protocol import Codec, Display, Heartbeat, encode
 from guruconnect.protocol.close_codes import CloseCode, reason
+from guruconnect.server.relay.agent_limits import ChatThrottle
 from guruconnect.server.relay.outbox import Outbox
 from guruconnect.server.relay.throttle import TokenBucket
 
@@ -184,6 +185,8 @@ class AgentPeer:
     user_name: str = ""
     #: (hostname, os, version) as last written to the machine's row.
     stored_status: tuple[str, str, str] | None = None
+    #: The agent's chat rate (set when it connects).
+    chat: ChatThrottle | None = None
 
 
 @dataclass(eq=False)
