@@ -279,19 +279,25 @@ def test_displays_cursor_clipboard_and_agent_reconnect(
         red = bytes([0, 0, 255, 255]) * 64
         agent.send(CursorShape(id=5, width=8, height=8, hotspot_x=2, hotspot_y=2, bgra=red))
         agent.send(CursorPosition(display_id=1, x=100, y=60, visible=True, shape_id=5))
+        # The cursor canvas is the cursor's size cap, placed at position - hotspot.
         wait_js(
             page,
             """() => document.getElementById("cursor").getContext("2d")
-                .getImageData(98, 58, 1, 1).data[3] === 255""",
+                .getImageData(0, 0, 1, 1).data[3] === 255""",
         )
-        assert cursor_pixel(web, 98, 58) == [255, 0, 0, 255]  # top-left = position - hotspot
-        assert cursor_pixel(web, 105, 65) == [255, 0, 0, 255]
-        assert cursor_pixel(web, 106, 66) == [0, 0, 0, 0]
+        placed = page.evaluate(
+            """() => { const c = document.getElementById("cursor");
+                return [c.width, c.height, c.dataset.left, c.dataset.top]; }"""
+        )
+        assert placed == [256, 256, "98", "58"]
+        assert cursor_pixel(web, 0, 0) == [255, 0, 0, 255]
+        assert cursor_pixel(web, 7, 7) == [255, 0, 0, 255]
+        assert cursor_pixel(web, 8, 8) == [0, 0, 0, 0]
         agent.send(CursorPosition(display_id=1, x=100, y=60, visible=False, shape_id=5))
         wait_js(
             page,
             """() => document.getElementById("cursor").getContext("2d")
-                .getImageData(98, 58, 1, 1).data[3] === 0""",
+                .getImageData(0, 0, 1, 1).data[3] === 0""",
         )
 
         # Clipboard text both ways, on the user's action only.

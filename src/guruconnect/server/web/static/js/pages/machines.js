@@ -5,6 +5,14 @@ import { ago, h, replace, table } from "../dom.js";
 
 export const POLL_MS = 2000;
 
+/** A name the agent reported: isolated from the text around it (a right-to-left name
+ * cannot reorder its neighbours or disguise itself), cut with an ellipsis so a long one
+ * cannot push the Connect buttons off-screen; the title shows it whole. */
+function agentText(value, tag = "bdi") {
+  if (!value) return "—";
+  return h(tag, { class: "agent-text", dir: "auto", title: value }, value);
+}
+
 function matches(machine, query) {
   if (!query) return true;
   return [machine.name, machine.hostname, machine.os, machine.client_name, machine.agent_version]
@@ -58,11 +66,11 @@ export async function render(main, { me }) {
       table(
         [
           ["Status", (m) => h("span", { class: `badge ${m.online ? "online" : "offline"}` }, m.online ? "Online" : "Offline")],
-          ["Name", (m) => h("strong", {}, m.name)],
-          ["Hostname", (m) => m.hostname || "—"],
-          ["OS", (m) => m.os || "—"],
-          ["Agent", (m) => m.agent_version || "—"],
-          ["Client", (m) => m.client_name || (m.ad_hoc ? "support code" : "—")],
+          ["Name", (m) => h("strong", {}, agentText(m.name))],
+          ["Hostname", (m) => agentText(m.hostname)],
+          ["OS", (m) => agentText(m.os)],
+          ["Agent", (m) => agentText(m.agent_version)],
+          ["Client", (m) => (m.client_name ? agentText(m.client_name) : m.ad_hoc ? "support code" : "—")],
           ["Last seen", (m) => (m.online ? "now" : ago(m.last_seen_at))],
           [
             "Connect",

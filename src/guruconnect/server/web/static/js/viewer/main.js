@@ -8,7 +8,7 @@ import { api, whoAmI } from "../api.js";
 import { h } from "../dom.js";
 import { Input } from "./input.js";
 import { Screen, decodableCodecs } from "./screen.js";
-import { Scope, SpecialKey, State, decode, encode, toNumber } from "./wire.js";
+import { LIMITS, RefusedMessage, Scope, SpecialKey, State, decode, encode, toNumber } from "./wire.js";
 
 const $ = (id) => document.getElementById(id);
 const sessionId = location.pathname.split("/")[2];
@@ -75,10 +75,10 @@ function layout() {
     w = Math.max(1, Math.floor(width * scale));
     h_ = Math.max(1, Math.floor(height * scale));
   }
-  for (const canvas of [screen.canvas, screen.cursorCanvas]) {
-    canvas.style.width = `${w}px`;
-    canvas.style.height = `${h_}px`;
-  }
+  screen.canvas.style.width = `${w}px`;
+  screen.canvas.style.height = `${h_}px`;
+  // The cursor canvas is small and moved (and scaled) over the picture.
+  screen.drawCursor();
 }
 
 function send(kind, message) {
@@ -151,6 +151,12 @@ function onSessionState(next) {
 }
 
 function fillDisplays(displays) {
+  if (displays.length > LIMITS.displays) {
+    // The relay caps this too; the viewer does not rely on it.
+    toast(`The agent declared ${displays.length} displays; the viewer shows at most ${LIMITS.displays}.`);
+    displays = displays.slice(0, LIMITS.displays);
+  }
+  screen.setDisplays(displays);
   ui.display.replaceChildren(
     ...displays.map((d) => h("option", { value: d.id, selected: d.id === screen.displayId }, `${d.name || `Display ${d.id}`} (${d.width}×${d.height})${d.primary ? " · primary" : ""}`)),
   );
@@ -161,11 +167,33 @@ function fillDisplays(displays) {
  * namesake (the user logged in at the machine may well be called the same). */
 const unechoed = [];
 
+/** Chat lines received but not yet in the log: added once per animation frame, together,
+ * with one scroll (a flood from the agent costs one layout a frame, not one a line). */
+let chatPending = [];
+let chatFrame = 0;
+
 function addChat(sender, text) {
   const mine = me && sender === me.username && unechoed[0] === text;
   if (mine) unechoed.shift();
-  ui.chatLog.append(h("div", { class: `line${mine ? " me" : ""}` }, h("span", { class: "sender" }, `${sender || "remote"}:`), text));
-  ui.chatLog.scrollTop = ui.chatLog.scrollHeight;
+  const shown = text.length > LIMITS.chatChars ? `${text.slice(0, LIMITS.chatChars)}…` : text;
+  chatPending.push([mine, sender, shown]);
+  // Only the last LIMITS.chatLines can ever be shown: keep no more than that waiting.
+  if (chatPending.length > 2 * LIMITS.chatLines) chatPending = chatPending.slice(-LIMITS.chatLines);
+  if (!chatFrame) chatFrame = requestAnimationFrame(flushChat);
+}
+
+function flushChat() {
+  chatFrame = 0;
+  const lines = chatPending
+    .slice(-LIMITS.chatLines)
+    .map(([mine, sender, text]) => h("div", { class: `line${mine ? " me" : ""}` }, h("span", { class: "sender" }, `${sender || "remote"}:`), text));
+  chatPending = [];
+  const log = ui.chatLog;
+  log.append(...lines);
+  // The log keeps the last LIMITS.chatLines lines.
+  let extra = log.childElementCount - LIMITS.chatLines;
+  while (extra-- > 0) log.firstElementChild.remove();
+  log.scrollTop = log.scrollHeight;
 }
 
 function onMessage(event) {
@@ -174,8 +202,8 @@ function onMessage(event) {
   let message;
   try {
     [kind, message] = decode(event.data);
-  } catch {
-    toast("the server sent a message this page cannot read");
+  } catch (error) {
+    toast(error instanceof RefusedMessage ? `refused: ${error.message}` : "the server sent a message this page cannot read");
     return;
   }
   switch (kind) {
