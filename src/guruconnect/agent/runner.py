@@ -15,6 +15,7 @@ import platform
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from ssl import SSLContext
 
 import structlog
 from websockets.exceptions import InvalidHandshake
@@ -26,6 +27,7 @@ from guruconnect.agent.desktop import Desktop, LocalEvent
 from guruconnect.agent.encode import h264
 from guruconnect.agent.inject import InjectError, Injector, open_injector
 from guruconnect.agent.stream import CaptureWorker, Streamer
+from guruconnect.agent.tls import untrusted_certificate
 from guruconnect.agent.transport import EXIT_OK, EXIT_REFUSED, AgentExit, Backoff, fatal_refusal
 from guruconnect.client import AgentClient, ClientError, Refused
 from guruconnect.protocol import (
@@ -75,6 +77,8 @@ class AgentConfig:
     #: H.264 encoders to probe, best first (None: hardware, then software; empty: none).
     h264_encoders: tuple[str, ...] | None = None
     max_rate_kbps: int = 8000
+    #: TLS for ``wss://`` relays (see agent/tls.py); None: the system's CA store.
+    tls: SSLContext | None = None
 
 
 @dataclass
@@ -169,6 +173,7 @@ class Agent:
                 hostname=config.hostname,
                 os=_os_name(),
                 agent_version=build_info().full_version,
+                ssl=config.tls,
             )
         except Refused as refused:
             stop = fatal_refusal(refused, support_code=config.code is not None)
@@ -177,6 +182,9 @@ class Agent:
             log.warning("relay refused the connection", code=refused.code, reason=refused.reason)
             return
         except (ClientError, OSError, TimeoutError, InvalidHandshake) as exc:
+            untrusted = untrusted_certificate(exc)
+            if untrusted is not None:
+                raise untrusted from None
             log.warning("cannot reach the relay", error=str(exc))
             return
         self._conn = conn
