@@ -43,8 +43,15 @@ def ca_file(ca: trustme.CA, path: Path) -> str:
     return str(path)
 
 
+def wait_connected(agent: AgentProcess) -> None:
+    try:
+        wait_until(lambda: '"connected"' in agent.log(), 60, "the agent connected")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; its log: {agent.log()[-2000:]}") from None
+
+
 def refused_with_one_line(agent: AgentProcess, needle: str) -> str:
-    code = agent.wait(scaled(30))
+    code = agent.wait(scaled(60))
     log = agent.log()
     assert code == EXIT_UNTRUSTED_CERTIFICATE, log[-2000:]
     assert "Traceback" not in log
@@ -65,7 +72,7 @@ def test_agent_trusts_the_private_ca_it_is_given(
     key = issue_key_direct(server)
     trusted = ca_file(ca, tmp_path / "ca.pem")
     agent = start_agent(server.url, key=key, extra=("--no-windows", "--ca-file", trusted))
-    wait_until(lambda: '"connected"' in agent.log(), 30, f"agent connected: {agent.log()}")
+    wait_connected(agent)
     assert "insecure" not in agent.log().lower()
 
 
@@ -107,7 +114,7 @@ def test_skipping_verification_has_a_loud_name_and_warns(
     server = tls_server(sqlite_server, tmp_path, ca, "other.example")
     key = issue_key_direct(server)
     agent = start_agent(server.url, key=key, extra=("--no-windows", "--insecure-skip-tls-verify"))
-    wait_until(lambda: '"connected"' in agent.log(), 30, f"agent connected: {agent.log()}")
+    wait_connected(agent)
     assert "WARNING: --insecure-skip-tls-verify is set" in agent.log()
 
 
