@@ -82,6 +82,10 @@ def version_info() -> None:
 def server(
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 3002).")] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Serve HTTPS with this PEM certificate (chain).")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The certificate's PEM private key.")] = None,
 ) -> None:
     """Run the relay server (REST API, WebSockets, dashboard)."""
     _require_server_libraries()
@@ -89,7 +93,7 @@ def server(
     from guruconnect.server.runner import StartupError, serve
 
     try:
-        settings = load_settings(host=host, port=port)
+        settings = load_settings(host=host, port=port, tls_cert_file=tls_cert, tls_key_file=tls_key)
     except ConfigError as exc:
         raise fail(f"configuration error: {exc}", 2) from None
     try:

@@ -148,7 +148,7 @@ async def test_half_open_upgrades_are_cut_off(abuse_relay: Relay, healthy: Healt
         streams.append((reader, writer))
     # Between them, a keep-alive client starts a second request and stalls in it.
     reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     await writer.drain()
     assert b"200" in await reader.readuntil(b"\r\n")
     writer.write(b"GET /health HTTP/1.1\r\n")

@@ -125,3 +125,52 @@ def test_bad_values_name_the_setting(
 def test_admin_settings_need_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "sqlite+aiosqlite:///x.db")
     assert load_database_settings().database_url == "sqlite+aiosqlite:///x.db"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "support.example.com",
+        "ftp://support.example.com",
+        "https://support.example.com/guru",
+        "https://support.example.com?x=1",
+        "https://user:pw@support.example.com",
+        "https://support.example.com:99999",
+        "https://",
+    ],
+)
+def test_bad_public_url_is_one_line(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("JWT_SECRET", GOOD)
+    monkeypatch.setenv("GURUCONNECT_PUBLIC_URL", value)
+    with pytest.raises(ConfigError, match=r"public_url: .* is not a public URL") as caught:
+        load_settings()
+    assert "\n" not in str(caught.value)
+
+
+def test_public_url_is_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JWT_SECRET", GOOD)
+    monkeypatch.setenv("GURUCONNECT_PUBLIC_URL", "HTTPS://Support.Example.com:8443/")
+    monkeypatch.setenv("GURUCONNECT_ALLOWED_HOSTS", "Alt.Example.com, *.lan.example")
+    settings = load_settings()
+    assert settings.public_url == "https://support.example.com:8443"
+    assert settings.allowed_hosts == ["alt.example.com", "*.lan.example"]
+
+
+@pytest.mark.parametrize("value", ["evil.test/x", "a b", "*", "http://x"])
+def test_bad_allowed_host_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("JWT_SECRET", GOOD)
+    monkeypatch.setenv("GURUCONNECT_ALLOWED_HOSTS", value)
+    with pytest.raises(ConfigError, match=r"allowed_hosts: .* is not a host name"):
+        load_settings()
+
+
+def test_tls_needs_both_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("JWT_SECRET", GOOD)
+    cert = tmp_path / "cert.pem"
+    cert.write_text("x")
+    monkeypatch.setenv("GURUCONNECT_TLS_CERT_FILE", str(cert))
+    with pytest.raises(ConfigError, match="TLS needs both"):
+        load_settings()
+    monkeypatch.setenv("GURUCONNECT_TLS_KEY_FILE", str(tmp_path / "missing.pem"))
+    with pytest.raises(ConfigError, match=r"TLS file .*missing\.pem does not exist"):
+        load_settings()

@@ -72,6 +72,20 @@ def agent(
         bool, typer.Option("--no-windows", help="Show no windows (consent is then denied).")
     ] = False,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ERROR.")] = "INFO",
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="GURUCONNECT_AGENT_CA_FILE",
+            help="Trust the relay's certificate from this CA (PEM) instead of the system's.",
+        ),
+    ] = None,
+    insecure_skip_tls_verify: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-skip-tls-verify",
+            help="Do NOT check the relay's certificate (testing only; warns at every start).",
+        ),
+    ] = False,
 ) -> None:
     """Run the agent: connect to the relay and serve sessions until stopped."""
     if ctx.invoked_subcommand is not None:
@@ -112,9 +126,14 @@ def agent(
         raise _fail(stop.message, stop.exit_code) from None
 
     from guruconnect.agent.runner import Agent, AgentConfig
+    from guruconnect.agent.tls import TlsSetupError, client_context
     from guruconnect.server.log_setup import configure
 
     configure(log_level.upper(), "auto")
+    try:
+        tls = client_context(ca_file, insecure=insecure_skip_tls_verify)
+    except TlsSetupError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--ca-file") from None
     config = AgentConfig(
         server=server,
         key=agent_key,
@@ -126,6 +145,7 @@ def agent(
         max_rate_kbps=max_rate_kbps,
         unattended=unattended,
         desktop_ui=not no_windows,
+        tls=tls,
     )
     runner = Agent(config)
     try:

@@ -15,6 +15,7 @@ import platform
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from ssl import SSLContext
 
 import structlog
 from websockets.exceptions import InvalidHandshake
@@ -27,6 +28,7 @@ from guruconnect.agent.encode import h264
 from guruconnect.agent.inject import InjectError, Injector, open_injector
 from guruconnect.agent.preflight import first_connect_error
 from guruconnect.agent.stream import CaptureWorker, Streamer
+from guruconnect.agent.tls import untrusted_certificate
 from guruconnect.agent.transport import EXIT_OK, EXIT_REFUSED, AgentExit, Backoff, fatal_refusal
 from guruconnect.client import AgentClient, ClientError, Refused
 from guruconnect.protocol import (
@@ -76,6 +78,8 @@ class AgentConfig:
     #: H.264 encoders to probe, best first (None: hardware, then software; empty: none).
     h264_encoders: tuple[str, ...] | None = None
     max_rate_kbps: int = 8000
+    #: TLS for ``wss://`` relays (see agent/tls.py); None: the system's CA store.
+    tls: SSLContext | None = None
 
 
 @dataclass
@@ -176,6 +180,7 @@ class Agent:
                 hostname=config.hostname,
                 os=_os_name(),
                 agent_version=build_info().full_version,
+                ssl=config.tls,
             )
         except Refused as refused:
             stop = fatal_refusal(refused, support_code=config.code is not None)
@@ -186,9 +191,12 @@ class Agent:
             log.warning("relay refused the connection", code=refused.code, reason=refused.reason)
             return
         except (ClientError, OSError, TimeoutError, InvalidHandshake) as exc:
-            # Before the first connection, an answer that can only mean a wrong URL or an
-            # untrusted certificate ends the agent; later, the same is a relay in trouble.
-            stop = first_connect_error(config.server, exc) if self.connections == 0 else None
+            # An untrusted certificate is never a relay in trouble: it ends the agent at any
+            # time. Before the first connection, other answers that can only mean a wrong URL
+            # end it too; later, the same is a relay in trouble and is retried.
+            stop = untrusted_certificate(exc)
+            if stop is None and self.connections == 0:
+                stop = first_connect_error(config.server, exc)
             if stop is not None:
                 raise stop from None
             log.warning("cannot reach the relay", error=str(exc))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from ssl import SSLContext
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -50,10 +51,13 @@ class Connection:
         origin: str | None = None,
         max_size: int = DEFAULT_MAX_SIZE,
         open_timeout: float = 10,
+        ssl: SSLContext | None = None,
     ) -> ClientConnection:
+        """``ssl``: the context for ``wss://`` (None: the system's default verification)."""
         try:
             return await connect(
                 url,
+                ssl=ssl if url.startswith("wss://") else None,
                 additional_headers=dict(headers or {}),
                 origin=Origin(origin) if origin else None,
                 # Frames are compressed already; deflate would only burn CPU both ends.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ssl import SSLContext
+
 from guruconnect.client.connection import DEFAULT_MAX_SIZE, Connection, Refused
 from guruconnect.protocol import (
     AgentHello,
@@ -40,11 +42,16 @@ class AgentClient(Connection):
         agent_version: str = "0.1.0",
         origin: str | None = None,
         max_size: int = DEFAULT_MAX_SIZE,
+        ssl: SSLContext | None = None,
     ) -> AgentClient:
         """Connect and authenticate; raises :class:`Refused` when the relay says no."""
         headers = {"Authorization": f"Bearer {key}"} if key and key_in_header else {}
         ws = await cls.open(
-            ws_base(server) + "/ws/agent", headers=headers, origin=origin, max_size=max_size
+            ws_base(server) + "/ws/agent",
+            headers=headers,
+            origin=origin,
+            max_size=max_size,
+            ssl=ssl,
         )
         client = cls(ws)
         if not headers:
@@ -91,6 +98,7 @@ class ViewerClient(Connection):
         origin: str | None = None,
         codecs: list[Codec] | None = None,
         max_size: int = DEFAULT_MAX_SIZE,
+        ssl: SSLContext | None = None,
     ) -> ViewerClient:
         """Open the viewer socket; returns after the first SessionState arrives."""
         url = f"{ws_base(server)}/ws/viewer?session_id={session_id}"
@@ -99,7 +107,7 @@ class ViewerClient(Connection):
             headers["Authorization"] = f"Bearer {ticket}"
         else:
             url += f"&ticket={ticket}"
-        ws = await cls.open(url, headers=headers, origin=origin, max_size=max_size)
+        ws = await cls.open(url, headers=headers, origin=origin, max_size=max_size, ssl=ssl)
         client = cls(ws)
         await client.send(ViewerHello(codecs=codecs or [Codec.CODEC_RAW_ZSTD]))
         client.state = await client.expect("session_state")

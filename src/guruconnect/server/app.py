@@ -30,6 +30,7 @@ from guruconnect.server.config import Settings
 from guruconnect.server.db import auth_tokens, viewer_tickets
 from guruconnect.server.db.engine import create_engine, migrate
 from guruconnect.server.errors import InternalErrors, install_handlers
+from guruconnect.server.hosts import TrustedHosts
 from guruconnect.server.log_setup import install_redaction
 from guruconnect.server.middleware import AccessLog, SecurityHeaders
 from guruconnect.server.path_guard import EncodedSlashes
@@ -112,6 +113,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Last added runs first: headers on everything, then the access log, then the catch-all.
     app.add_middleware(InternalErrors)
     app.add_middleware(EncodedSlashes)  # such a path reaches no route at all
+    # Unknown Host names (DNS rebinding) are refused on both planes, logged by AccessLog.
+    app.add_middleware(TrustedHosts, allowed=settings.trusted_hosts)
     app.add_middleware(AccessLog)
     app.add_middleware(SecurityHeaders)
     return app

@@ -58,7 +58,8 @@ class BackgroundServer:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the server did not start within {self._timeout} s")
             time.sleep(0.005)
-        self.url = f"http://{host}:{port}"
+        scheme = "https" if self.settings.tls_cert_file is not None else "http"
+        self.url = f"{scheme}://{host}:{port}"
 
     def stop(self) -> None:
         if self._server is None or self._thread is None:

@@ -7,9 +7,11 @@ instance; it never looks at ``os.environ`` itself.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from limits import parse
 from pydantic import (
@@ -24,6 +26,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_JWT_SECRET_LENGTH = 32
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///guruconnect.db"
+#: Listen addresses that mean "every interface": never a name the server answers to.
+WILDCARD_ADDRESSES = frozenset({"0.0.0.0", "::", "[::]", ""})  # noqa: S104
 
 
 _S = TypeVar("_S", bound="DatabaseSettings")
@@ -87,6 +91,17 @@ class Settings(DatabaseSettings):
     #: How often expired rows of the token blacklist are deleted.
     token_prune_interval_seconds: int = Field(default=600, ge=1)
 
+    # -- deployment: public URL, host names, TLS ---------------------------------------------
+    #: What the server is to its users (``https://support.example.com``): the WebSocket
+    #: Origin check, install commands and cookies' ``Secure`` flag derive from it. Unset:
+    #: the local behaviour (the request's own Host is the server's origin).
+    public_url: str | None = None
+    #: Host names accepted besides the public URL's (comma list); ``*.example.com`` works.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: Terminate TLS in the server (PEM files; both or neither; reloaded on SIGHUP).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
     # -- relay ----------------------------------------------------------------------------
     #: Origins allowed to open WebSockets besides the server's own (``scheme://host[:port]``).
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -124,6 +139,46 @@ class Settings(DatabaseSettings):
     #: Failed support-code redemptions per source address.
     support_code_rate_limit: str = "10/minute"
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        text = value.strip().rstrip("/")
+        parts = urlsplit(text)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if (
+            parts.scheme not in {"http", "https"}
+            or not parts.hostname
+            or port == -1
+            or parts.path
+            or parts.query
+            or parts.fragment
+            or parts.username
+            or parts.password
+        ):
+            raise ValueError(
+                f"{value!r} is not a public URL such as https://support.example.com "
+                "(scheme and host, optional port, no path)"
+            )
+        return f"{parts.scheme}://{parts.netloc.lower()}"
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _hosts_csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if not re.fullmatch(r"(\*\.)?[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]", host):
+                raise ValueError(f"{host!r} is not a host name such as support.example.com")
+        return [host.lower() for host in value]
+
     @field_validator("trusted_proxies", "allowed_origins", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:
@@ -145,6 +200,17 @@ class Settings(DatabaseSettings):
         except ValueError:
             raise ValueError(f"{value!r} is not a rate such as '10/minute'") from None
         return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError(
+                "TLS needs both GURUCONNECT_TLS_CERT_FILE and GURUCONNECT_TLS_KEY_FILE"
+            )
+        for path in (self.tls_cert_file, self.tls_key_file):
+            if path is not None and not path.is_file():
+                raise ValueError(f"TLS file {path} does not exist")
+        return self
 
     @model_validator(mode="after")
     def _require_secret(self) -> Settings:
@@ -170,9 +236,43 @@ class Settings(DatabaseSettings):
         return self
 
     @property
+    def trusted_hosts(self) -> list[str]:
+        """Host names (without port) the server answers to; see :mod:`server.hosts`."""
+        hosts = list(self.allowed_hosts)
+        if self.public_url is not None:
+            name = urlsplit(self.public_url).hostname
+            assert name is not None  # validated
+            hosts.append(_bracketed(name))
+        else:
+            hosts += ["localhost", "127.0.0.1", "[::1]"]
+            if self.host not in WILDCARD_ADDRESSES:
+                hosts.append(_bracketed(self.host.lower()))
+        # An address literal is never a DNS-rebinding vector (such a page's Host is its own
+        # name), so loopback addresses and the listen address always pass: a local proxy's
+        # default Host (nginx's $proxy_host) and local health checks keep working.
+        hosts += ["127.0.0.1", "[::1]"]
+        if _is_address(self.host) and self.host not in WILDCARD_ADDRESSES:
+            hosts.append(_bracketed(self.host.lower()))
+        return sorted(set(hosts))
+
+    @property
     def secret(self) -> str:
         assert self.jwt_secret is not None  # guaranteed by _require_secret
         return self.jwt_secret.get_secret_value()
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _bracketed(host: str) -> str:
+    """IPv6 literals as they appear in a Host header: ``[::1]``."""
+    bare = host.strip("[]")
+    return f"[{bare}]" if ":" in bare else bare
 
 
 def _one_line(exc: ValidationError) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 import uvicorn
 from fastapi import FastAPI
@@ -13,6 +14,7 @@ from guruconnect.server.config import Settings
 from guruconnect.server.db.engine import create_engine, migrate
 from guruconnect.server.forwarded import RealIpFromTrustedProxies
 from guruconnect.server.log_setup import configure
+from guruconnect.server.tls import CertificateReloader
 from guruconnect.server.transport_limits import http_protocol, ws_protocol
 
 
@@ -53,6 +55,9 @@ def uvicorn_config(
         "log_config": None,
         "lifespan": "on",
     }
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        options["ssl_certfile"] = str(settings.tls_cert_file)
+        options["ssl_keyfile"] = str(settings.tls_key_file)
     options.update(overrides)
     asgi: ASGIApp = app or create_app(settings)
     if trusted:
@@ -63,12 +68,22 @@ def uvicorn_config(
 
 def serve(settings: Settings) -> None:
     configure(settings.log_level, settings.log_format)
+    config = uvicorn_config(settings)
+    try:
+        # Builds the SSL context now (before the database is touched), so a bad certificate
+        # is a one-line error.
+        config.load()
+    except (OSError, ssl.SSLError) as exc:
+        raise StartupError(f"TLS certificate or key unusable: {exc}") from exc
     # Migrate before binding the port, so a broken database is a one-line error.
     try:
         asyncio.run(_preflight(settings))
     except (OSError, Exception) as exc:
         raise StartupError(f"database {_safe_url(settings.database_url)} unusable: {exc}") from exc
-    server = uvicorn.Server(uvicorn_config(settings))
+    cert, key = settings.tls_cert_file, settings.tls_key_file
+    if config.ssl is not None and cert is not None and key is not None:
+        CertificateReloader(config.ssl, cert, key).install_sighup()
+    server = uvicorn.Server(config)
     server.run()
     if not server.started:
         raise StartupError("the server did not start (see the log above)")

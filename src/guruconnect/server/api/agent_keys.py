@@ -51,6 +51,8 @@ class AgentKeyOut(BaseModel):
 class IssuedAgentKey(AgentKeyOut):
     #: The whole key. Shown in this response only; the server keeps a hash.
     key: str
+    #: The URL agents connect to (GURUCONNECT_PUBLIC_URL); null: the page's own origin.
+    server_url: str | None = None
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -83,7 +85,9 @@ async def issue_key(
             detail={"key_id": str(key.id), "prefix": key.prefix},
         )
     )
-    return IssuedAgentKey(**AgentKeyOut.of(key).model_dump(), key=new.key)
+    return IssuedAgentKey(
+        **AgentKeyOut.of(key).model_dump(), key=new.key, server_url=state.settings.public_url
+    )
 
 
 @router.get("")

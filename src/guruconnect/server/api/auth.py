@@ -87,7 +87,7 @@ async def browser_login(
         issued.token,
         max_age=state.settings.access_token_ttl_seconds,
         path=browser_sessions.COOKIE_PATH,
-        secure=request.url.scheme == "https",
+        secure=browser_sessions.cookie_secure(state.settings.public_url, request.url.scheme),
         httponly=True,
         samesite="strict",
     )

@@ -41,3 +41,11 @@ def csrf_valid(secret: str, jti: uuid.UUID, presented: str | None) -> bool:
     if not presented:
         return False
     return hmac.compare_digest(csrf_token(secret, jti), presented)
+
+
+def cookie_secure(public_url: str | None, request_scheme: str) -> bool:
+    """``Secure`` when the public URL is https; without one, when this request came over
+    HTTPS (directly, or through a trusted proxy's ``X-Forwarded-Proto``)."""
+    if public_url is not None:
+        return public_url.startswith("https://")
+    return request_scheme == "https"

@@ -75,7 +75,8 @@ async def refuse(
 
 async def admit(ws: WebSocket, state: AppState, plane: str) -> bool:
     """Origin and connection-rate checks; refuses (and returns False) on failure."""
-    if not origin_allowed(ws.headers, ws.url.scheme, state.settings.allowed_origins):
+    settings = state.settings
+    if not origin_allowed(ws.headers, ws.url.scheme, settings.allowed_origins, settings.public_url):
         await refuse(
             ws,
             state,

@@ -4,8 +4,10 @@ import { api } from "../api.js";
 import { confirmButton, h, replace, table, when } from "../dom.js";
 
 // The key goes in the environment, not on the command line, where ps would show it.
-function installCommands(key) {
-  const server = location.origin;
+// The server is the configured public URL when there is one (behind a proxy the page's own
+// origin is right too, but the operator's URL is what agents must use).
+function installCommands(key, serverUrl) {
+  const server = serverUrl || location.origin;
   return [
     ["Linux", `GURUCONNECT_AGENT_KEY=${key} guruconnect agent --server ${server}`],
     ["Windows (PowerShell)", `$env:GURUCONNECT_AGENT_KEY="${key}"; & "$env:ProgramFiles\\GuruConnect\\guruconnect.exe" agent --server ${server}`],
@@ -99,7 +101,7 @@ export async function render(main) {
               h("h2", {}, "New agent key"),
               h("p", { class: "warning" }, "Copy it now: it is shown only this once. The server keeps only a hash."),
               copyable("new-key", key.key),
-              installCommands(key.key).map(([platform, command], i) => [
+              installCommands(key.key, key.server_url).map(([platform, command], i) => [
                 h("h3", {}, platform),
                 copyable(`install-${i}`, command),
               ]),
