@@ -21,6 +21,7 @@ import pytest
 
 from guruconnect.server.state import AppState
 from tests.conftest import PASSWORD, Database, LiveServer, make_settings
+from tests.security.conftest import ServerErrors
 from tests.timing import scaled
 
 LOGIN = "/api/auth/login"
@@ -224,7 +225,7 @@ def test_a_declared_body_over_the_limit_is_refused_before_it_is_sent(
 
 
 def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(
-    lone_server: LiveServer,
+    lone_server: LiveServer, server_errors: ServerErrors
 ) -> None:
     with _connect(lone_server) as sock:
         sock.sendall(
@@ -256,6 +257,7 @@ def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(
         answer += _answer(sock)
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
     assert sent < 1024 * 1024, sent
+    assert not server_errors.lines()  # a refusal, not an error
 
 
 def test_a_body_under_the_limit_still_works(lone_server: LiveServer) -> None:

@@ -69,7 +69,13 @@ class BodyLimit:
                 started = True
             await send(message)
 
-        await self.app(scope, counting_receive, guarded_send)
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not answered:
+                raise
+            # The app read on after the disconnect it was told of (Starlette raises
+            # ClientDisconnect): the client has its answer, nothing went wrong here.
 
 
 def _content_length(scope: Scope) -> int | None:
