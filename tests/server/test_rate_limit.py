@@ -1,4 +1,5 @@
-"""Failed logins are limited per source address and per username (10 a minute).
+"""Failed logins are limited per source address (10 a minute); a username attacked from
+many addresses is slowed down, not locked (see tests/security/test_issue15_http.py).
 
 Clients bind to different loopback addresses (127.0.0.x) to be different sources.
 """
@@ -48,15 +49,14 @@ def test_eleventh_failure_in_a_minute_gets_429(limited_server: LiveServer) -> No
     assert {e.source_address for e in events} == {"127.0.0.2"}
 
 
-def test_username_is_limited_across_addresses(limited_server: LiveServer) -> None:
+def test_failures_from_other_addresses_do_not_lock_a_username(limited_server: LiveServer) -> None:
     server = limited_server
     server.create_user("alice")
     server.create_user("bob")
-    for octet in range(2, 12):  # ten sources, one failure each
+    for octet in range(2, 13):  # eleven sources, one failure each: each within its limit
         assert _fail(server.client(source=f"127.0.0.{octet}"), "alice") == 401
     fresh = server.client(source="127.0.0.20")
-    assert fresh.post(LOGIN, json={"username": "alice", "password": PASSWORD}).status_code == 429
-    # Another user from the same fresh address is unaffected.
+    assert fresh.post(LOGIN, json={"username": "alice", "password": PASSWORD}).status_code == 200
     assert fresh.post(LOGIN, json={"username": "bob", "password": PASSWORD}).status_code == 200
 
 
@@ -83,12 +83,17 @@ def test_successful_logins_are_not_counted(limited_server: LiveServer) -> None:
     assert codes == [200] * 12
 
 
-def test_username_case_does_not_reset_the_count(limited_server: LiveServer) -> None:
-    server = limited_server
+def test_username_case_does_not_reset_the_count(
+    server_factory: Callable[..., LiveServer],
+) -> None:
+    server = server_factory(login_user_rate_limit="10/hour")
     spellings = ["eve", "EVE", "Eve", " eve "]
     for i in range(10):
         assert _fail(server.client(source=f"127.0.1.{i + 1}"), spellings[i % 4]) == 401
-    assert _fail(server.client(source="127.0.1.99"), "eVe") == 429
+    # Ten failures for one username however spelt: the next guesses are slowed down
+    # (eight from one address stay within that address's own limit of ten).
+    again = server.client(source="127.0.1.1")
+    assert 429 in [_fail(again, "eVe") for _ in range(8)]
 
 
 def test_spoofed_forwarded_for_does_not_reset_the_address_count(

@@ -25,7 +25,8 @@ from guruconnect.server.api import (
 )
 from guruconnect.server.audit import AuditLog
 from guruconnect.server.auth.login_limits import LoginLimiter
-from guruconnect.server.auth.passwords import Passwords
+from guruconnect.server.auth.passwords import PasswordChecks, Passwords
+from guruconnect.server.body_limit import BodyLimit
 from guruconnect.server.config import Settings
 from guruconnect.server.db import auth_tokens, viewer_tickets
 from guruconnect.server.db.engine import create_engine, migrate
@@ -42,6 +43,9 @@ from guruconnect.server.web import routes as web_routes
 from guruconnect.version import build_info
 
 log = structlog.get_logger(__name__)
+
+#: Path prefix -> largest body, for routes that need more than ``max_body_bytes`` (none yet).
+BODY_LIMIT_OVERRIDES: dict[str, int] = {}
 
 
 async def _prune_tokens(state: AppState) -> None:
@@ -73,8 +77,14 @@ def create_app(settings: Settings) -> FastAPI:
                 settings=settings,
                 engine=engine,
                 passwords=Passwords.from_settings(settings),
+                password_checks=PasswordChecks.from_settings(settings),
                 rate_limits=limits,
-                login_limiter=LoginLimiter(limits, settings.login_rate_limit),
+                login_limiter=LoginLimiter(
+                    limits,
+                    settings.login_rate_limit,
+                    settings.login_user_rate_limit,
+                    settings.login_backoff_max_seconds,
+                ),
                 audit=audit,
                 hub=hub,
             )
@@ -113,6 +123,9 @@ def create_app(settings: Settings) -> FastAPI:
     # Last added runs first: headers on everything, then the access log, then the catch-all.
     app.add_middleware(InternalErrors)
     app.add_middleware(EncodedSlashes)  # such a path reaches no route at all
+    # Bodies over the limit are refused before anything reads them (per-route overrides
+    # for routes that need more go in BODY_LIMIT_OVERRIDES).
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, overrides=BODY_LIMIT_OVERRIDES)
     # Unknown Host names (DNS rebinding) are refused on both planes, logged by AccessLog.
     app.add_middleware(TrustedHosts, allowed=settings.trusted_hosts)
     app.add_middleware(AccessLog)

@@ -139,6 +139,20 @@ class Settings(DatabaseSettings):
     #: Failed support-code redemptions per source address.
     support_code_rate_limit: str = "10/minute"
 
+    # -- abuse bounds (issue 15) --------------------------------------------------------------
+    #: Failed logins for one username from all addresses together before every address
+    #: trying that username is slowed by exponential backoff (a slow-down, not a lockout).
+    login_user_rate_limit: str = "50/hour"
+    #: The longest wait the backoff imposes between two guesses from one address.
+    login_backoff_max_seconds: int = Field(default=900, ge=1)
+    #: Memory that password checks (Argon2) may use at once; with the memory cost it gives
+    #: how many run at once. A login that finds them all busy gets 503 and Retry-After.
+    password_check_memory_mib: int = Field(default=256, ge=1)
+    #: Largest HTTP request body accepted (413 above it, refused before it is read).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: Largest request line plus headers of a plain HTTP request (431 above it).
+    max_header_bytes: int = Field(default=64 * 1024, ge=4096)
+
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
@@ -192,7 +206,12 @@ class Settings(DatabaseSettings):
                 raise ValueError(f"{origin!r} is not an origin such as https://support.example")
         return [origin.lower() for origin in value]
 
-    @field_validator("login_rate_limit", "ws_connect_rate_limit", "support_code_rate_limit")
+    @field_validator(
+        "login_rate_limit",
+        "login_user_rate_limit",
+        "ws_connect_rate_limit",
+        "support_code_rate_limit",
+    )
     @classmethod
     def _rate(cls, value: str) -> str:
         try:

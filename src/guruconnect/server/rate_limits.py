@@ -53,6 +53,42 @@ class RateLimits:
         except Exception as exc:
             raise LimiterUnavailable(str(exc)) from exc
 
+    # -- plain counters, for limits that count first and refund ------------------------------
+    # A moving window cannot give an event back; a login is counted before the password is
+    # checked (so parallel guesses cannot all pass one check) and refunded if it succeeds.
+
+    async def add(self, key: str, expiry: int, amount: int = 1) -> int:
+        """Add ``amount`` to the counter ``key`` (created with ``expiry`` seconds to live)
+        and return its new value."""
+        try:
+            value = await self._storage.incr(key, expiry, amount=amount)
+            if value < 0:  # a refund after the counter expired
+                await self._storage.clear(key)
+                value = 0
+        except Exception as exc:
+            raise LimiterUnavailable(str(exc)) from exc
+        return int(value)
+
+    async def count(self, key: str) -> int:
+        try:
+            return int(await self._storage.get(key))
+        except Exception as exc:
+            raise LimiterUnavailable(str(exc)) from exc
+
+    async def seconds_left(self, key: str) -> int:
+        """Seconds until the counter ``key`` expires (at least 1)."""
+        try:
+            expires = await self._storage.get_expiry(key)
+        except Exception as exc:
+            raise LimiterUnavailable(str(exc)) from exc
+        return max(1, math.ceil(expires - time.time()))
+
+    async def clear(self, key: str) -> None:
+        try:
+            await self._storage.clear(key)
+        except Exception as exc:
+            raise LimiterUnavailable(str(exc)) from exc
+
     async def close(self) -> None:
         """Release what the store holds: the memory store's expiry task, or the Redis pool."""
         timer = getattr(self._storage, "timer", None)

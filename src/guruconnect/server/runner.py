@@ -40,7 +40,7 @@ def uvicorn_config(
         "port": settings.port,
         # uvicorn's httptools and websockets-sansio protocols, with a deadline for request
         # headers and a hard end for sockets whose peer stopped reading.
-        "http": http_protocol(settings.header_timeout_seconds),
+        "http": http_protocol(settings.header_timeout_seconds, settings.max_header_bytes),
         "ws": ws_protocol({"/ws/viewer": settings.viewer_max_message_bytes}),
         # Frames are already compressed; deflate would only burn CPU.
         "ws_per_message_deflate": False,

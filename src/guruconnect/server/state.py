@@ -9,7 +9,7 @@ from starlette.requests import HTTPConnection
 
 from guruconnect.server.audit import AuditLog
 from guruconnect.server.auth.login_limits import LoginLimiter
-from guruconnect.server.auth.passwords import Passwords
+from guruconnect.server.auth.passwords import PasswordChecks, Passwords
 from guruconnect.server.config import Settings
 from guruconnect.server.rate_limits import RateLimits
 from guruconnect.server.relay.hub import Hub
@@ -20,6 +20,7 @@ class AppState:
     settings: Settings
     engine: AsyncEngine
     passwords: Passwords
+    password_checks: PasswordChecks
     rate_limits: RateLimits
     login_limiter: LoginLimiter
     audit: AuditLog

@@ -5,6 +5,10 @@
   a few thousand of them exhaust the process (slowloris). :func:`http_protocol` returns the
   httptools protocol with a deadline from the connection (or from the first byte of a
   keep-alive request) to the end of the headers.
+- **Request headers in bounds.** httptools has no size limit on a request line and
+  headers: a 1 MiB header was read, parsed and answered. :func:`http_protocol` counts the
+  bytes of each request head as they arrive and answers 431 (and closes) once they pass
+  ``max_header_bytes``, before the parser has buffered more.
 - **Each plane's message limit, while reading.** uvicorn has one ``ws_max_size`` (the
   agent plane's 8 MiB); a viewer's 64 KiB limit checked by the app only after the whole
   message was buffered let any viewer make the server hold 8 MiB. :func:`ws_protocol`
@@ -36,12 +40,54 @@ log = structlog.get_logger(__name__)
 ABORT_AFTER_SECONDS = 3.0
 
 
-def http_protocol(header_timeout: float) -> type[HttpToolsProtocol]:
+_END_OF_HEAD = b"\r\n\r\n"
+
+
+def http_protocol(
+    header_timeout: float, max_header_bytes: int = 64 * 1024
+) -> type[HttpToolsProtocol]:
     """The httptools protocol, closing a connection whose request headers are not
-    complete ``header_timeout`` seconds after it opened (or its next request began)."""
+    complete ``header_timeout`` seconds after it opened (or its next request began), and
+    answering 431 to a request head (line and headers) over ``max_header_bytes``."""
+    too_large = f"request line and headers over {max_header_bytes} bytes\n".encode()
+    answer_431 = (
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+        b"content-type: text/plain; charset=utf-8\r\n"
+        b"content-length: " + str(len(too_large)).encode() + b"\r\n"
+        b"connection: close\r\n\r\n" + too_large
+    )
 
     class HeaderDeadlineProtocol(HttpToolsProtocol):
         _deadline: asyncio.TimerHandle | None = None
+        #: Reading a request head (line and headers); its size so far; its last 3 bytes.
+        _in_head = True
+        _head_bytes = 0
+        _head_tail = b""
+
+        def data_received(self, data: bytes) -> None:
+            if self._in_head:
+                seen = self._head_tail + data
+                end = seen.find(_END_OF_HEAD)
+                size = self._head_bytes + (
+                    len(data) if end < 0 else end + len(_END_OF_HEAD) - len(self._head_tail)
+                )
+                if size > max_header_bytes:
+                    self._refuse_head()
+                    return
+                self._head_bytes = size
+                self._head_tail = seen[-3:]
+            super().data_received(data)
+
+        def _refuse_head(self) -> None:
+            self._disarm()
+            if not self.transport.is_closing():
+                log.info("request head too large; answering 431", client=self.client)
+                self.transport.write(answer_431)
+                self.transport.close()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._in_head, self._head_bytes, self._head_tail = True, 0, b""
 
         def _arm(self) -> None:
             if self._deadline is None:
@@ -68,6 +114,7 @@ def http_protocol(header_timeout: float) -> type[HttpToolsProtocol]:
 
         def on_headers_complete(self) -> None:
             self._disarm()
+            self._in_head = False
             super().on_headers_complete()
 
         def connection_lost(self, exc: Exception | None) -> None:

@@ -122,7 +122,12 @@ async def revoke_key(
             machine_id=key.machine_id,
             actor=principal.user.username,
             source_address=source_address(request),
-            detail={"key_id": str(key_id), "prefix": key.prefix, "closed_socket": closed},
+            detail={
+                "key_id": str(key_id),
+                "prefix": key.prefix,
+                "closed_socket": closed > 0,
+                "closed_sockets": closed,
+            },
         )
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -13,12 +13,12 @@ from datetime import datetime, timedelta
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from guruconnect.server.api.deps import Admin, Authenticated, State, source_address
 from guruconnect.server.auth import browser_sessions, user_tokens
 from guruconnect.server.auth.errors import RateLimited
-from guruconnect.server.auth.login_limits import LimiterUnavailable
+from guruconnect.server.auth.login_limits import LimiterUnavailable, Throttled
+from guruconnect.server.auth.passwords import Busy
 from guruconnect.server.db import auth_tokens, users
 from guruconnect.server.db.events import Event
 from guruconnect.server.db.users import normalise_username
@@ -102,14 +102,18 @@ async def _log_in(body: LoginRequest, request: Request, state: State) -> user_to
     address = source_address(request)
     username = normalise_username(body.username)
     try:
-        await state.login_limiter.check(address, username)
+        # Counted before the password is checked: guesses sent at once cannot all slip
+        # through between a check and a count (refunded below if the login succeeds).
+        attempt = await state.login_limiter.begin(address, username)
     except RateLimited as exc:
+        throttled = isinstance(exc, Throttled)
         await state.audit.record(
             Event(
-                "auth.login_rate_limited",
+                "auth.login_throttled" if throttled else "auth.login_rate_limited",
                 actor=username,
                 source_address=address,
-                detail={"retry_after": exc.retry_after},
+                detail={"retry_after": exc.retry_after}
+                | ({"pattern": "many_failures_for_user"} if throttled else {}),
             )
         )
         raise HTTPException(
@@ -122,22 +126,20 @@ async def _log_in(body: LoginRequest, request: Request, state: State) -> user_to
             status.HTTP_503_SERVICE_UNAVAILABLE, detail="login is unavailable, try again soon"
         ) from None
 
-    async with state.engine.connect() as conn:
-        user = await users.by_username(conn, username)
-    # Argon2 is deliberately slow: keep it off the event loop.
-    if user is None:
-        await run_in_threadpool(state.passwords.verify_decoy, body.password)
-        reason = "unknown_user"
-    elif not await run_in_threadpool(state.passwords.verify, user.password_hash, body.password):
-        reason = "bad_password"
-    elif user.disabled:
-        reason = "disabled"
-    else:
-        reason = ""
+    try:
+        user, reason = await _check_password(body, username, state)
+    except Busy:
+        with contextlib.suppress(LimiterUnavailable):
+            await state.login_limiter.abandoned(attempt)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="too many logins at once; try again in a moment",
+            headers={"Retry-After": "1"},
+        ) from None
 
     if reason:
         with contextlib.suppress(LimiterUnavailable):  # still refused and audited below
-            await state.login_limiter.record_failure(address, username)
+            await state.login_limiter.failed(attempt)
         await state.audit.record(
             Event(
                 "auth.login_failed",
@@ -153,6 +155,8 @@ async def _log_in(body: LoginRequest, request: Request, state: State) -> user_to
             detail=BAD_CREDENTIALS,
             headers={"WWW-Authenticate": "Bearer"},
         )
+    with contextlib.suppress(LimiterUnavailable):
+        await state.login_limiter.succeeded(attempt)
 
     assert user is not None
     issued = user_tokens.issue(
@@ -161,11 +165,11 @@ async def _log_in(body: LoginRequest, request: Request, state: State) -> user_to
         tenant_id=user.tenant_id,
         ttl=timedelta(seconds=state.settings.access_token_ttl_seconds),
     )
-    rehashed = (
-        await run_in_threadpool(state.passwords.hash, body.password)
-        if state.passwords.needs_rehash(user.password_hash)
-        else None
-    )
+    rehashed = None
+    if state.passwords.needs_rehash(user.password_hash):
+        # A busy server keeps the old hash this time; the next login rehashes.
+        with contextlib.suppress(Busy):
+            rehashed = await state.password_checks.run(state.passwords.hash, body.password)
     async with state.engine.begin() as conn:
         await auth_tokens.record(conn, issued.claims)
         await users.record_login(conn, user.id, new_password_hash=rehashed)
@@ -180,6 +184,25 @@ async def _log_in(body: LoginRequest, request: Request, state: State) -> user_to
         )
     )
     return issued
+
+
+async def _check_password(
+    body: LoginRequest, username: str, state: State
+) -> tuple[users.User | None, str]:
+    """The user and why the login fails ("" if it does not). Argon2 is deliberately slow
+    and big: it runs off the event loop, in one of a bounded number of slots (:class:`Busy`
+    when none is free)."""
+    async with state.engine.connect() as conn:
+        user = await users.by_username(conn, username)
+    checks = state.password_checks
+    if user is None:
+        await checks.run(state.passwords.verify_decoy, body.password)
+        return None, "unknown_user"
+    if not await checks.run(state.passwords.verify, user.password_hash, body.password):
+        return user, "bad_password"
+    if user.disabled:
+        return user, "disabled"
+    return user, ""
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)

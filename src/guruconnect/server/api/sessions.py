@@ -59,8 +59,12 @@ async def reachable_session(
     conn: AsyncConnection, principal: Principal, session_id: uuid.UUID
 ) -> Session:
     session = await sessions.get(conn, principal.user.tenant_id, session_id)
-    if session is None or not await users.can_reach_machine(
-        conn, principal.user, session.machine_id
+    if session is None or not await users.can_reach_session(
+        conn,
+        principal.user,
+        machine_id=session.machine_id,
+        technician_id=session.technician_id,
+        kind=session.kind,
     ):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=NOT_FOUND)
     return session

@@ -79,12 +79,21 @@ async def list_for_tenant(conn: AsyncConnection, tenant_id: uuid.UUID) -> list[A
     return [AgentKey(**row._mapping) for row in rows]
 
 
-async def bind_machine(conn: AsyncConnection, key_id: uuid.UUID, machine_id: uuid.UUID) -> None:
-    await conn.execute(
+async def bind_machine(conn: AsyncConnection, key_id: uuid.UUID, machine_id: uuid.UUID) -> bool:
+    """Bind an unbound key (compare-and-set); False if another connection bound it first."""
+    result = await conn.execute(
         update(agent_keys)
         .where(agent_keys.c.id == key_id, agent_keys.c.machine_id.is_(None))
         .values(machine_id=machine_id)
     )
+    return result.rowcount == 1
+
+
+async def is_revoked(conn: AsyncConnection, key_id: uuid.UUID) -> bool:
+    row = (
+        await conn.execute(select(agent_keys.c.revoked_at).where(agent_keys.c.id == key_id))
+    ).first()
+    return row is None or row.revoked_at is not None
 
 
 async def touch(conn: AsyncConnection, key_id: uuid.UUID) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +32,44 @@ def create_engine(database_url: str, *, schema: str | None = None) -> AsyncEngin
         kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
     engine = create_async_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        path = _sqlite_path(url.database)
+        if path is not None:
+            _private_database_file(path)
+        event.listen(engine.sync_engine, "connect", partial(_sqlite_pragmas, path))
     return engine
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_path(database: str | None) -> Path | None:
+    """The database file, or None for an in-memory database or a ``file:`` URI."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _private_database_file(path: Path) -> None:
+    """Create the database file 0600 (its directory 0700 if it is new) whatever the umask.
+
+    It holds password hashes, credential digests and the audit trail. SQLite creates the
+    ``-wal`` and ``-shm`` files with the database file's permissions, so they follow.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+        path.parent.chmod(0o700)  # mkdir's mode is masked by the umask
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        path.chmod(0o600)
+    _tighten(path)
+
+
+def _tighten(path: Path) -> None:
+    """Take group and other access off the database and its WAL files (older installs)."""
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(OSError):  # absent, or not ours to change: SQLite decides
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+
+
+def _sqlite_pragmas(path: Path | None, dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -41,6 +77,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA busy_timeout=5000")
     finally:
         cursor.close()
+    if path is not None:
+        _tighten(path)
 
 
 def alembic_config() -> Config:

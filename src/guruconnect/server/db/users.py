@@ -297,3 +297,19 @@ async def can_reach_machine(conn: AsyncConnection, user: User, machine_id: uuid.
     return machine_id in access.machine_ids or (
         row.client_name is not None and row.client_name in access.client_names
     )
+
+
+async def can_reach_session(
+    conn: AsyncConnection,
+    user: User,
+    *,
+    machine_id: uuid.UUID,
+    technician_id: uuid.UUID | None,
+    kind: str,
+) -> bool:
+    """A session is reachable by whoever reaches its machine and, for a support-code
+    session, by the technician who created the code (its ad-hoc machine is granted to no
+    one, so without this only admins could open it). The caller has checked the tenant."""
+    if kind == "support_code" and technician_id is not None and technician_id == user.id:
+        return True
+    return await can_reach_machine(conn, user, machine_id)

@@ -86,10 +86,23 @@ async def _hello(ws: WebSocket, state: AppState) -> Hello:
     )
 
 
+class _LostBind(Exception):
+    """Another connection bound this fresh key to its machine first."""
+
+
 async def _by_key(state: AppState, key: str, hello: Hello) -> AgentPeerSeed:
     lookup = secrets_format.agent_key_lookup(key)
     if lookup is None:
         raise Refused(CloseCode.UNAUTHORIZED, "invalid agent key", "malformed_key")
+    try:
+        return await _bind_key(state, key, lookup, hello)
+    except _LostBind:
+        # The winner's transaction has committed: this one (and the machine it had
+        # created, rolled back with it) is gone; the retry finds the key bound.
+        return await _bind_key(state, key, lookup, hello)
+
+
+async def _bind_key(state: AppState, key: str, lookup: str, hello: Hello) -> AgentPeerSeed:
     async with state.engine.begin() as conn:
         row = await agent_keys.by_prefix(conn, lookup)
         # Compare even when nothing was found, so a miss costs what a mismatch costs.
@@ -104,7 +117,10 @@ async def _by_key(state: AppState, key: str, hello: Hello) -> AgentPeerSeed:
         if machine is None:
             name = row.label or hello.hostname or f"machine-{row.prefix.removeprefix('cak_')}"
             machine = await machines.create(conn, tenant_id=row.tenant_id, name=name)
-            await agent_keys.bind_machine(conn, row.id, machine.id)
+            # Compare-and-set: of several first connections racing, one binds the key;
+            # the others roll back (their new machine with them) and use the winner's.
+            if not await agent_keys.bind_machine(conn, row.id, machine.id):
+                raise _LostBind
         await agent_keys.touch(conn, row.id)
         await machines.update_status(
             conn,
@@ -245,6 +261,10 @@ async def agent_endpoint(ws: WebSocket) -> None:
     )
     hub = state.hub
     await hub.agent_connected(agent)
+    if seed.key_id is not None and await _revoked_meanwhile(state, seed.key_id):
+        # Revoked between the check above and registering here: the revocation's sweep
+        # of the hub may have run before this socket was in it.
+        agent.peer.close(CloseCode.REVOKED, "agent key revoked")
     await state.audit.record(
         Event(
             "agent.connected",
@@ -284,6 +304,14 @@ async def agent_endpoint(ws: WebSocket) -> None:
         await agent.peer.run(handle, heartbeat_interval=settings.heartbeat_interval_seconds)
     finally:
         await _disconnected(state, agent)
+
+
+async def _revoked_meanwhile(state: AppState, key_id: uuid.UUID) -> bool:
+    try:
+        async with state.engine.connect() as conn:
+            return await agent_keys.is_revoked(conn, key_id)
+    except (SQLAlchemyError, OSError):
+        return False  # the database is away; the key was valid a moment ago
 
 
 async def _control(state: AppState, agent: AgentPeer, kind: str, data: bytes) -> None:

@@ -681,7 +681,10 @@ class Hub:
         live = self.sessions.get(viewer.session_id)
         if live is None or live.tenant_id != user.tenant_id:
             return Refusal(CloseCode.SESSION_ENDED, "session is not live", "session_not_live")
-        if not await users.can_reach_machine(conn, user, live.machine_id):
+        row = await sessions.get(conn, live.tenant_id, live.id)
+        if row is None or not await users.can_reach_session(
+            conn, user, machine_id=live.machine_id, technician_id=row.technician_id, kind=row.kind
+        ):
             return Refusal(CloseCode.REVOKED, "no access to this machine", "no_access")
         granted = effective_permissions(user.role, await users.permissions_of(conn, user.id))
         needed = for_scope(viewer.scope)
@@ -713,12 +716,15 @@ class Hub:
         live = self._by_machine.get(machine_id)
         return await self._recheck(list(live.viewers) if live else [])
 
-    def revoke_agent_key(self, key_id: uuid.UUID) -> bool:
+    def revoke_agent_key(self, key_id: uuid.UUID) -> int:
+        """Close every socket of this key (a key bound to one machine normally has one, but
+        stopping at the first would leave any other online); return how many."""
+        closed = 0
         for agent in list(self.agents.values()):
             if agent.key_id == key_id:
                 agent.peer.close(CloseCode.REVOKED, "agent key revoked")
-                return True
-        return False
+                closed += 1
+        return closed
 
     # -- lifecycle --------------------------------------------------------------------------
 
