@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import structlog
 import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from guruconnect.server.app import create_app
-from guruconnect.server.config import Settings
+from guruconnect.server.config import DATABASE_FILE, Settings
 from guruconnect.server.db.engine import create_engine, migrate
 from guruconnect.server.forwarded import RealIpFromTrustedProxies
+from guruconnect.server.instance import InstanceInUse, InstanceLock
 from guruconnect.server.log_setup import configure
 from guruconnect.server.transport_limits import http_protocol, ws_protocol
+
+log = structlog.get_logger(__name__)
 
 
 class StartupError(Exception):
     """The server cannot start; the message says why in one line."""
+
+
+__all__ = ["InstanceInUse", "StartupError", "serve", "uvicorn_config"]
 
 
 async def _preflight(settings: Settings) -> None:
@@ -62,16 +70,54 @@ def uvicorn_config(
 
 
 def serve(settings: Settings) -> None:
+    """Run until stopped. Raises :class:`InstanceInUse` when another server holds the
+    database, :class:`StartupError` for any other reason not to start; both before the
+    database is changed or the port bound."""
     configure(settings.log_level, settings.log_format)
-    # Migrate before binding the port, so a broken database is a one-line error.
-    try:
-        asyncio.run(_preflight(settings))
-    except (OSError, Exception) as exc:
-        raise StartupError(f"database {_safe_url(settings.database_url)} unusable: {exc}") from exc
-    server = uvicorn.Server(uvicorn_config(settings))
-    server.run()
-    if not server.started:
+    _warn_about_an_old_database(settings)
+    # uvicorn's loop (uvloop when installed); the app string is never imported.
+    loop_factory = uvicorn.Config("guruconnect:unused").get_loop_factory()
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        started = runner.run(_serve(settings))
+    if not started:
         raise StartupError("the server did not start (see the log above)")
+
+
+async def _serve(settings: Settings) -> bool:
+    # The instance lock first: a second server must not migrate, reconcile or bind.
+    try:
+        lock = await InstanceLock.acquire(settings)
+    except InstanceInUse:
+        raise
+    except Exception as exc:
+        raise StartupError(f"database {_safe_url(settings.database_url)} unusable: {exc}") from exc
+    try:
+        # Migrate before binding the port, so a broken database is a one-line error.
+        try:
+            await _preflight(settings)
+        except Exception as exc:
+            raise StartupError(
+                f"database {_safe_url(settings.database_url)} unusable: {exc}"
+            ) from exc
+        app = create_app(settings, instance_lock=lock)
+        server = uvicorn.Server(uvicorn_config(settings, app))
+        await server.serve()
+        return server.started
+    finally:
+        await lock.release()
+
+
+def _warn_about_an_old_database(settings: Settings) -> None:
+    """Before GURUCONNECT_HOME, the default database was ./guruconnect.db."""
+    old = Path(DATABASE_FILE).absolute()
+    in_home = settings.home / DATABASE_FILE
+    if settings.database_url.endswith(f"///{in_home}") and old != in_home and old.exists():
+        log.warning(
+            "found a database in the working directory that this server does not use; "
+            "see README, 'Where data lives', to move it",
+            found=str(old),
+            using=str(in_home),
+        )
 
 
 def _safe_url(url: str) -> str:

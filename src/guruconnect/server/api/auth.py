@@ -104,6 +104,7 @@ async def _log_in(body: LoginRequest, request: Request, state: State) -> user_to
     try:
         await state.login_limiter.check(address, username)
     except RateLimited as exc:
+        state.hub.metrics.login_failures.labels("rate_limited").inc()
         await state.audit.record(
             Event(
                 "auth.login_rate_limited",
@@ -136,6 +137,7 @@ async def _log_in(body: LoginRequest, request: Request, state: State) -> user_to
         reason = ""
 
     if reason:
+        state.hub.metrics.login_failures.labels(reason).inc()
         with contextlib.suppress(LimiterUnavailable):  # still refused and audited below
             await state.login_limiter.record_failure(address, username)
         await state.audit.record(
