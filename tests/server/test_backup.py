@@ -12,13 +12,15 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from guruconnect.client import ApiClient
 from guruconnect.server.background import ServerProcess
 from guruconnect.server.db.schema import sessions
 from guruconnect.server.instance import EXIT_IN_USE
-from tests.conftest import JWT_SECRET, Database
+from guruconnect.server.runner import _warn_about_an_old_database
+from tests.conftest import JWT_SECRET, Database, make_settings
 from tests.relay.conftest import Relay
 from tests.server.test_cli import PASSWORD, cli_env, one_line_error, run
 from tests.timing import scaled
@@ -125,3 +127,18 @@ def test_postgres_backups_are_pg_dump(tmp_path: Path) -> None:
     env = cli_env(DATABASE_URL="postgresql+asyncpg://nobody@127.0.0.1:1/none")
     line = one_line_error(run(["admin", "backup", str(tmp_path / "b")], env, tmp_path), 1)
     assert "pg_dump" in line
+
+
+def test_an_old_database_in_the_working_directory_is_pointed_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "guruconnect.db").write_bytes(b"")
+    in_home = make_settings(Database("sqlite", ""), database_url="", home=tmp_path / "home")
+    _warn_about_an_old_database(in_home)
+    assert "see README, 'Where data lives'" in caplog.text
+    assert str(tmp_path / "guruconnect.db") in caplog.text
+    caplog.clear()
+    elsewhere = make_settings(Database("sqlite", "sqlite+aiosqlite:///x.db"))
+    _warn_about_an_old_database(elsewhere)  # the operator chose a database: no warning
+    assert "Where data lives" not in caplog.text
