@@ -21,7 +21,13 @@ from guruconnect.protocol import VideoFrame
 from guruconnect.server import admin
 from guruconnect.server.background import ServerProcess, free_port
 from guruconnect.server.db.schema import machines, sessions
-from guruconnect.server.instance import EXIT_IN_USE, InstanceInUse, InstanceLock, lock_file
+from guruconnect.server.instance import (
+    EXIT_IN_USE,
+    InstanceInUse,
+    InstanceLock,
+    advisory_key,
+    lock_file,
+)
 from tests.conftest import (
     FAST_ARGON2,
     JWT_SECRET,
@@ -31,7 +37,7 @@ from tests.conftest import (
     make_settings,
 )
 from tests.relay.conftest import Relay
-from tests.timing import scaled
+from tests.timing import scaled, wait_until
 
 
 def server_env(database: Database) -> dict[str, str]:
@@ -140,3 +146,26 @@ def test_the_sqlite_lock_is_per_database_file_and_node(tmp_path: Path) -> None:
     for lock in (first, other_node, other_db):
         lock.release_file()
     InstanceLock.for_sqlite_file(database).release_file()  # free again once released
+
+
+def test_a_lost_postgres_lock_is_taken_again(
+    server_factory: Callable[..., LiveServer], database: Database
+) -> None:
+    if database.kind != "postgres":
+        pytest.skip("a SQLite lock is a descriptor of the process: it cannot be lost")
+    server = server_factory(heartbeat_interval_seconds=0.2)
+    unsigned = advisory_key(database.schema, "default") & (2**64 - 1)
+
+    def holder() -> int | None:
+        rows = database.sql(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND classid::bigint = :high AND objid::bigint = :low AND objsubid = 1",
+            high=unsigned >> 32,
+            low=unsigned & 0xFFFFFFFF,
+        )
+        return int(rows[0][0]) if rows else None
+
+    first = wait_until(holder, 10, "the server holds its advisory lock")
+    database.sql("SELECT pg_terminate_backend(:pid)", pid=first)  # the connection is gone
+    wait_until(lambda: (holder() or first) != first, 10, "the lock taken again")
+    assert server.client().get("/ready").status_code == 200

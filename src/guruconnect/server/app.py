@@ -69,10 +69,16 @@ def create_app(settings: Settings, *, instance_lock: InstanceLock | None = None)
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         lock = instance_lock or await InstanceLock.acquire(settings)
+        keeper = asyncio.create_task(
+            lock.keep(settings.heartbeat_interval_seconds), name="keep-instance-lock"
+        )
         try:
             async with _serving(app, lock):
                 yield
         finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
             if instance_lock is None:
                 await lock.release()
 

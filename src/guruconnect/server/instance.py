@@ -17,6 +17,7 @@ sharing one PostgreSQL database would each hold their own node's lock.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import hashlib
@@ -72,6 +73,22 @@ def advisory_key(schema: str | None, node_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+async def _try_advisory_lock(engine: AsyncEngine, key: int) -> AsyncConnection | None:
+    """A new connection holding the session lock ``key``, or ``None`` if someone else has
+    it. Autocommit: the connection never sits idle in a transaction."""
+    conn = await engine.connect()
+    try:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        got = (await conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})).scalar()
+    except BaseException:
+        await conn.close()
+        raise
+    if not got:
+        await conn.close()
+        return None
+    return conn
+
+
 class InstanceLock:
     """Held from :meth:`acquire` until :meth:`release` (or the end of the process)."""
 
@@ -84,6 +101,7 @@ class InstanceLock:
         conn: AsyncConnection | None = None,
     ) -> None:
         self.description = description
+        self._key: int | None = None
         self._fd = fd
         self._engine = engine
         self._conn = conn
@@ -130,28 +148,55 @@ class InstanceLock:
         engine = create_engine(
             settings.database_url, schema=settings.database_schema, poolclass=NullPool
         )
+        where = f"schema {settings.database_schema or 'public'}, node {settings.node_id}"
         try:
-            conn = await engine.connect()
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            got = (
-                await conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
-            ).scalar()
+            conn = await _try_advisory_lock(engine, key)
         except BaseException:
             await engine.dispose()
             raise
-        where = f"schema {settings.database_schema or 'public'}, node {settings.node_id}"
-        if not got:
-            await conn.close()
+        if conn is None:
             await engine.dispose()
             raise InstanceInUse(
                 f"another GuruConnect server is using this database ({where}); stop it first"
             )
-        return cls(f"PostgreSQL advisory lock {key} ({where})", engine=engine, conn=conn)
+        lock = cls(f"PostgreSQL advisory lock {key} ({where})", engine=engine, conn=conn)
+        lock._key = key
+        return lock
+
+    async def keep(self, interval: float) -> None:
+        """Run for the life of the server: a PostgreSQL lock dies with its connection (a
+        database restart, a network cut), so check it every ``interval`` seconds and take
+        it again on a new connection when it is gone."""
+        if self._engine is None or self._key is None:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            if await self.alive():
+                continue
+            log.warning("lost the instance lock's connection; taking the lock again")
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    await self._conn.close()
+                self._conn = None
+            try:
+                self._conn = await _try_advisory_lock(self._engine, self._key)
+            except Exception as exc:
+                log.warning("could not take the instance lock again yet", error=repr(exc))
+                continue
+            if self._conn is None:
+                log.error(
+                    "another server holds this node's instance lock now; stop one of them",
+                    lock=self.description,
+                )
+            else:
+                log.info("instance lock taken again", lock=self.description)
 
     async def alive(self) -> bool:
         """Whether the lock is still held (a PostgreSQL lock dies with its connection)."""
+        if self._engine is None:
+            return True  # SQLite (or nothing to lock): held until released
         if self._conn is None:
-            return True
+            return False
         try:
             await self._conn.execute(text("SELECT 1"))
         except Exception:
