@@ -75,8 +75,9 @@ def serve(settings: Settings) -> None:
     database is changed or the port bound."""
     configure(settings.log_level, settings.log_format)
     _warn_about_an_old_database(settings)
-    # uvicorn's loop (uvloop when installed); the app string is never imported.
-    loop_factory = uvicorn.Config("guruconnect:unused").get_loop_factory()
+    # uvicorn's loop (uvloop when installed); the app string is never imported, and
+    # log_config=None keeps uvicorn from replacing our logging setup.
+    loop_factory = uvicorn.Config("guruconnect:unused", log_config=None).get_loop_factory()
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         started = runner.run(_serve(settings))
     if not started:
