@@ -16,11 +16,13 @@ import pytest
 from sqlalchemy import select
 
 from guruconnect.client import ApiClient
+from guruconnect.server import admin
 from guruconnect.server.background import ServerProcess
+from guruconnect.server.config import DatabaseSettings
 from guruconnect.server.db.schema import sessions
 from guruconnect.server.instance import EXIT_IN_USE
 from guruconnect.server.runner import _warn_about_an_old_database
-from tests.conftest import JWT_SECRET, Database, make_settings
+from tests.conftest import FAST_ARGON2, JWT_SECRET, Database, make_settings
 from tests.relay.conftest import Relay
 from tests.server.test_cli import PASSWORD, cli_env, one_line_error, run
 from tests.timing import scaled
@@ -52,13 +54,13 @@ def test_admin_commands_find_the_home_database_from_any_directory(tmp_path: Path
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
 
 
+@pytest.mark.timeout(scaled(300))
 def test_backup_a_live_server_and_restore_into_a_fresh_home(tmp_path: Path) -> None:
     home, fresh = tmp_path / "home", tmp_path / "fresh"
     work, elsewhere = _dirs(tmp_path, "work", "elsewhere")
     env = _home_env(home)
-    assert (
-        run(["admin", "create-user", "root", "--admin"], env, work, PASSWORD + "\n").returncode == 0
-    )
+    settings = DatabaseSettings(home=home, **FAST_ARGON2)
+    asyncio.run(admin.create_user(settings, "root", PASSWORD, admin=True))
     live = ServerProcess(env, tmp_path / "live.log", cwd=work)
     backup = tmp_path / "backup.db"
     try:
@@ -74,10 +76,8 @@ def test_backup_a_live_server_and_restore_into_a_fresh_home(tmp_path: Path) -> N
                     run, ["admin", "backup", str(backup)], env, elsewhere
                 )
                 assert made.returncode == 0, made.stderr
-                again = await asyncio.to_thread(
-                    run, ["admin", "backup", str(backup)], env, elsewhere
-                )
-                assert "exists already" in one_line_error(again, 1)
+                with pytest.raises(admin.AdminError, match="exists already"):
+                    await admin.backup(settings, backup)
                 await agent.close()
 
         asyncio.run(with_a_session())
@@ -91,8 +91,8 @@ def test_backup_a_live_server_and_restore_into_a_fresh_home(tmp_path: Path) -> N
     fresh_env = _home_env(fresh)
     restored = run(["admin", "restore", str(backup)], fresh_env, elsewhere)
     assert restored.returncode == 0, restored.stderr
-    twice = run(["admin", "restore", str(backup)], fresh_env, elsewhere)
-    assert "--replace" in one_line_error(twice, 1)
+    with pytest.raises(admin.AdminError, match="--replace"):
+        asyncio.run(admin.restore(DatabaseSettings(home=fresh), backup))
 
     second = ServerProcess(fresh_env, tmp_path / "second.log", cwd=elsewhere)
     try:

@@ -59,6 +59,7 @@ def first_server(database: Database, tmp_path: Path) -> Iterator[ServerProcess]:
     server.stop()
 
 
+@pytest.mark.timeout(scaled(300))
 def test_a_second_server_refuses_before_changing_anything(
     database: Database, first_server: ServerProcess, tmp_path: Path
 ) -> None:

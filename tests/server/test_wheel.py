@@ -16,6 +16,7 @@ import venv
 from pathlib import Path
 
 import httpx
+import pytest
 
 from guruconnect.server.background import ServerProcess
 from guruconnect.server.web.routes import WIRE_BUNDLE
@@ -25,6 +26,7 @@ from tests.timing import scaled
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.timeout(scaled(400))
 def test_the_wheel_serves_the_dashboard(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     subprocess.run(
