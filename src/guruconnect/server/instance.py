@@ -73,12 +73,19 @@ def advisory_key(schema: str | None, node_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+_KEEPALIVES = {"tcp_keepalives_idle": 30, "tcp_keepalives_interval": 10, "tcp_keepalives_count": 3}
+
+
 async def _try_advisory_lock(engine: AsyncEngine, key: int) -> AsyncConnection | None:
     """A new connection holding the session lock ``key``, or ``None`` if someone else has
     it. Autocommit: the connection never sits idle in a transaction."""
     conn = await engine.connect()
     try:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        # If this host dies without closing the connection, PostgreSQL notices within
+        # about a minute (not the system's default two hours) and frees the lock.
+        for setting, value in _KEEPALIVES.items():
+            await conn.execute(text(f"SET {setting} = {value}"))
         got = (await conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})).scalar()
     except BaseException:
         await conn.close()
