@@ -228,9 +228,11 @@ def server_factory(database: Database) -> Iterator[Callable[..., LiveServer]]:
     started: list[LiveServer] = []
 
     def start(**overrides: Any) -> LiveServer:
-        # One server per node and database (the instance lock): servers after the first
-        # are further nodes.
-        overrides.setdefault("node_id", f"node-{len(started) + 1}" if started else "default")
+        # One server per node and database (the instance lock): a server started while
+        # others run is a further node; one started after they stopped takes their place.
+        busy = {live.settings.node_id for live in started if live.running}
+        free = ["default", *(f"node-{n}" for n in range(2, len(started) + 2))]
+        overrides.setdefault("node_id", next(node for node in free if node not in busy))
         live = LiveServer(make_settings(database, **overrides), database).start()
         started.append(live)
         return live

@@ -60,6 +60,11 @@ class BackgroundServer:
             time.sleep(0.005)
         self.url = f"http://{host}:{port}"
 
+    @property
+    def running(self) -> bool:
+        """Started and not stopped."""
+        return self._server is not None
+
     def stop(self) -> None:
         if self._server is None or self._thread is None:
             return

@@ -128,10 +128,14 @@ async def set_online(
 
 
 async def mark_all_offline(conn: AsyncConnection, node_id: str) -> int:
-    """Startup: no agent is connected to this node's process, which has just started."""
+    """Startup: no agent is connected to this node's process, which has just started.
+    A machine online without a node (no live node leaves one so) is offline too."""
     result = await conn.execute(
         update(machines)
-        .where(machines.c.online.is_(True), machines.c.node_id == node_id)
+        .where(
+            machines.c.online.is_(True),
+            or_(machines.c.node_id == node_id, machines.c.node_id.is_(None)),
+        )
         .values(online=False, node_id=None)
     )
     return result.rowcount
