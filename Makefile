@@ -5,7 +5,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# `make run` installs only what the server needs at run time (no dev or test extras).
+RUN_STAMP := $(VENV)/.installed-runtime
 # The browser bundle (wire format + zstd), built from the npm lock file and the proto.
+# Committed, so `make run` needs no Node; `make setup` rebuilds it when its sources change.
 WEB_BUNDLE := src/guruconnect/server/web/static/build/wire.js
 
 .PHONY: setup system run test pytest lint typecheck format bench proto clean fuzz-long schema-long load \
@@ -17,13 +20,19 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(RUN_STAMP) $(STAMP)
+
+$(RUN_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $(RUN_STAMP)
 
 $(WEB_BUNDLE): package.json package-lock.json proto/guruconnect.proto scripts/build-web.mjs
 	npm ci --no-audit --no-fund --loglevel=error
 	npm run --silent build
 
-run: setup
+run: $(RUN_STAMP)
 	scripts/run-server.sh
 
 # The single-file Linux agent (PyInstaller). Inputs: AGENT_VERSION (default: the package's),
@@ -82,5 +91,4 @@ proto: setup
 		--pyi_out=src/guruconnect/protocol proto/guruconnect.proto
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache artifacts node_modules \
-		src/guruconnect/server/web/static/build
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache artifacts node_modules

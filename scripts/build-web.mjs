@@ -2,8 +2,9 @@
 //   1. static protobuf code generated from proto/guruconnect.proto (the single source of
 //      truth; no hand copy, and no runtime code generation, which the CSP forbids), and
 //   2. fzstd's decompressor,
-// bundled into one ES module by esbuild. Run by `make setup` after `npm ci`; the output
-// is gitignored.
+// bundled into one ES module by esbuild. Run by `make setup` after `npm ci`. The output is
+// committed (so `make run` and a wheel need no Node); tests/web/test_served.py rebuilds it
+// into GURUCONNECT_WEB_OUT and fails when the committed file differs.
 import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -11,7 +12,8 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const out = join(root, "src/guruconnect/server/web/static/build");
+const out =
+  process.env.GURUCONNECT_WEB_OUT || join(root, "src/guruconnect/server/web/static/build");
 // Intermediate file: kept out of the served folder.
 const scratch = join(root, "node_modules/.cache/guruconnect");
 const generated = join(scratch, "guruconnect_pb.mjs");

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Start GuruConnect on the embedded default: SQLite in the working directory, no Redis.
+# Start GuruConnect on the embedded default: SQLite in $GURUCONNECT_HOME, no Redis.
 #
-# The JWT secret and the first admin's password are generated once into
-# $GURUCONNECT_HOME (default ~/.config/guruconnect), outside the repository, in files
-# only their owner can read (0600). Set JWT_SECRET yourself to use your own.
+# The database, the JWT secret and the first admin's password live in $GURUCONNECT_HOME
+# (default ~/.config/guruconnect), outside the repository; the secrets in files only
+# their owner can read (0600). Set JWT_SECRET yourself to use your own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 home="${GURUCONNECT_HOME:-${XDG_CONFIG_HOME:-$HOME/.config}/guruconnect}"
 mkdir -p "$home"
 chmod 700 "$home"
+export GURUCONNECT_HOME="$home"
 bin=.venv/bin/guruconnect
 
 if [ -z "${JWT_SECRET:-}" ] && [ -z "${JWT_SECRET_FILE:-}" ]; then
@@ -32,7 +33,7 @@ GuruConnect is starting on http://$host:$port
   password:  $home/admin_password   (for the first admin, created on the first run)
   API:       POST http://$host:$port/api/auth/login  {"username": "admin", "password": "..."}
   health:    http://$host:$port/health     API schema: http://$host:$port/openapi.json
-  database:  ${DATABASE_URL:-sqlite+aiosqlite:///guruconnect.db} (in $(pwd))
+  database:  ${DATABASE_URL:-$home/guruconnect.db}
 
 TXT
 exec "$bin" server

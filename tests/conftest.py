@@ -58,6 +58,19 @@ def _structured_logs_through_logging() -> None:
     configure("INFO", "json")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _a_home_of_its_own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """GURUCONNECT_HOME for the run: a default that reached the user's own home would
+    read or create their real database."""
+    old = os.environ.get("GURUCONNECT_HOME")
+    os.environ["GURUCONNECT_HOME"] = str(tmp_path_factory.mktemp("guruconnect-home"))
+    yield
+    if old is None:
+        os.environ.pop("GURUCONNECT_HOME", None)
+    else:
+        os.environ["GURUCONNECT_HOME"] = old
+
+
 @cache
 def postgres_problem() -> str | None:
     async def probe() -> None:
@@ -215,6 +228,11 @@ def server_factory(database: Database) -> Iterator[Callable[..., LiveServer]]:
     started: list[LiveServer] = []
 
     def start(**overrides: Any) -> LiveServer:
+        # One server per node and database (the instance lock): a server started while
+        # others run is a further node; one started after they stopped takes their place.
+        busy = {live.settings.node_id for live in started if live.running}
+        free = ["default", *(f"node-{n}" for n in range(2, len(started) + 2))]
+        overrides.setdefault("node_id", next(node for node in free if node not in busy))
         live = LiveServer(make_settings(database, **overrides), database).start()
         started.append(live)
         return live

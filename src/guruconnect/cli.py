@@ -90,7 +90,8 @@ def server(
     """Run the relay server (REST API, WebSockets, dashboard)."""
     _require_server_libraries()
     from guruconnect.server.config import ConfigError, load_settings
-    from guruconnect.server.runner import StartupError, serve
+    from guruconnect.server.instance import EXIT_IN_USE
+    from guruconnect.server.runner import InstanceInUse, StartupError, serve
 
     try:
         settings = load_settings(host=host, port=port, tls_cert_file=tls_cert, tls_key_file=tls_key)
@@ -98,6 +99,8 @@ def server(
         raise fail(f"configuration error: {exc}", 2) from None
     try:
         serve(settings)
+    except InstanceInUse as exc:
+        raise fail(str(exc), EXIT_IN_USE) from None
     except StartupError as exc:
         raise fail(str(exc), 1) from None
 
@@ -135,11 +138,14 @@ def _read_password() -> str:
 
 def _run_admin(coro: Coroutine[Any, Any, _T]) -> _T:
     from guruconnect.server.admin import AdminError
+    from guruconnect.server.instance import EXIT_IN_USE, InstanceInUse
 
     try:
         return asyncio.run(coro)
     except AdminError as exc:
         raise fail(str(exc)) from None
+    except InstanceInUse as exc:
+        raise fail(str(exc), EXIT_IN_USE) from None
     except OSError as exc:
         raise fail(f"database unavailable: {exc}") from None
 
@@ -221,6 +227,31 @@ def bootstrap(
         typer.echo("users exist already; nothing to bootstrap")
     else:
         typer.echo(f"created admin {username!r}; its password is in {password_file}")
+
+
+@admin_app.command("backup")
+def backup(
+    file: Annotated[Path, typer.Argument(help="The backup file to write (must not exist).")],
+) -> None:
+    """Back up the SQLite database (safe while the server runs). PostgreSQL: pg_dump."""
+    from guruconnect.server import admin
+
+    source = _run_admin(admin.backup(_db_settings(), file))
+    typer.echo(f"backed up {source} to {file.absolute()}")
+
+
+@admin_app.command("restore")
+def restore(
+    file: Annotated[Path, typer.Argument(help="A file written by 'admin backup'.")],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Overwrite an existing database.")
+    ] = False,
+) -> None:
+    """Restore the SQLite database from a backup; refused while a server uses it (exit 3)."""
+    from guruconnect.server import admin
+
+    target = _run_admin(admin.restore(_db_settings(), file, replace=replace))
+    typer.echo(f"restored {file} into {target}")
 
 
 def main() -> None:

@@ -34,7 +34,8 @@ def cli_env(database: Database | None = None, **extra: str) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in _SCRUB and not key.startswith("GURUCONNECT_")
+        if key not in _SCRUB
+        and (not key.startswith("GURUCONNECT_") or key == "GURUCONNECT_HOME")  # the run's own
     }
     env.update(
         GURUCONNECT_ARGON2_TIME_COST="1",

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from guruconnect.server.config import (
-    DEFAULT_DATABASE_URL,
     ConfigError,
     load_database_settings,
     load_settings,
@@ -72,13 +71,15 @@ def test_unreadable_secret_file_is_one_clear_line(
     assert "\n" not in str(caught.value)
 
 
-def test_defaults_are_the_embedded_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_defaults_are_the_embedded_setup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("JWT_SECRET", GOOD)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     settings = load_settings()
-    assert settings.database_url == DEFAULT_DATABASE_URL
-    assert DEFAULT_DATABASE_URL.startswith("sqlite+aiosqlite:///")
-    # A relative path: a file in the working directory.
-    assert "/" not in DEFAULT_DATABASE_URL.removeprefix("sqlite+aiosqlite:///")
+    # The SQLite file lives in the home, by absolute path: the same from any directory.
+    assert settings.home == tmp_path / "config" / "guruconnect"
+    assert settings.database_url == f"sqlite+aiosqlite:///{settings.home}/guruconnect.db"
+    assert settings.node_id == "default"
+    assert settings.metrics_token is None
     assert (settings.host, settings.port) == ("127.0.0.1", 3002)
     assert settings.redis_url is None
     assert settings.trusted_proxies == []
@@ -174,3 +175,22 @@ def test_tls_needs_both_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     monkeypatch.setenv("GURUCONNECT_TLS_KEY_FILE", str(tmp_path / "missing.pem"))
     with pytest.raises(ConfigError, match=r"TLS file .*missing\.pem does not exist"):
         load_settings()
+
+
+def test_the_home_setting_moves_the_default_database(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GURUCONNECT_HOME", "relative-home")
+    settings = load_database_settings()
+    assert settings.home == tmp_path / "relative-home"  # made absolute once, at load
+    assert settings.database_url.endswith(f"{tmp_path}/relative-home/guruconnect.db")
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://db/x")
+    assert load_database_settings().database_url == "postgresql+asyncpg://db/x"
+
+
+@pytest.mark.parametrize("node", ["", "-x", "a b", "x" * 65, "n/1"])
+def test_a_node_id_is_a_short_plain_name(monkeypatch: pytest.MonkeyPatch, node: str) -> None:
+    monkeypatch.setenv("GURUCONNECT_NODE_ID", node)
+    with pytest.raises(ConfigError, match="node_id"):
+        load_database_settings()

@@ -3,7 +3,10 @@ keyboard table (the agent's own), and the wire bundle, which must match the prot
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -12,9 +15,10 @@ import pytest
 from guruconnect.protocol.keys import browser_table
 from guruconnect.server.auth import browser_sessions
 from guruconnect.server.web.routes import DASHBOARD_PATHS, WIRE_BUNDLE
-from tests.conftest import PASSWORD, LiveServer
+from tests.conftest import IN_CI, PASSWORD, LiveServer
 
-PROTO = Path(__file__).resolve().parents[2] / "proto" / "guruconnect.proto"
+REPO = Path(__file__).resolve().parents[2]
+PROTO = REPO / "proto" / "guruconnect.proto"
 
 
 def test_every_dashboard_path_serves_the_shell_and_the_viewer_its_page(
@@ -57,6 +61,24 @@ def test_the_wire_bundle_matches_the_proto(web_server: LiveServer) -> None:
     # No runtime code generation: the CSP forbids eval and new Function.
     assert "new Function" not in bundle
     assert not re.search(r"\beval\(", bundle)
+
+
+def test_the_committed_bundle_is_what_the_sources_build(tmp_path: Path) -> None:
+    """The bundle is committed (``make run`` and the wheel need no Node): rebuilding it from
+    the proto and the npm lock file must give the same bytes."""
+    node = shutil.which("node")
+    if node is None or not (REPO / "node_modules" / ".bin" / "pbjs").exists():
+        if IN_CI:
+            pytest.fail("node and node_modules (npm ci) are needed to check the bundle")
+        pytest.skip("node or node_modules missing (make setup runs npm ci)")
+    subprocess.run(
+        [node, str(REPO / "scripts" / "build-web.mjs")],
+        env={**os.environ, "GURUCONNECT_WEB_OUT": str(tmp_path)},
+        check=True,
+        timeout=120,
+    )
+    rebuilt = (tmp_path / "wire.js").read_bytes()
+    assert rebuilt == WIRE_BUNDLE.read_bytes(), "the committed bundle is stale: run npm run build"
 
 
 def test_csrf_token_is_bound_to_one_token_and_one_secret() -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextlib import closing as contextlib_closing
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -26,6 +28,7 @@ from guruconnect.server.db.engine import create_engine, migrate
 from guruconnect.server.db.events import Event
 from guruconnect.server.db.schema import users as users_table
 from guruconnect.server.db.users import User
+from guruconnect.server.instance import InstanceLock, lock_files, sqlite_path
 
 MIN_PASSWORD_LENGTH = 12
 
@@ -36,6 +39,9 @@ class AdminError(Exception):
 
 @asynccontextmanager
 async def _database(settings: DatabaseSettings) -> AsyncIterator[AsyncEngine]:
+    path = sqlite_path(settings.database_url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = create_engine(settings.database_url, schema=settings.database_schema)
     try:
         await migrate(engine, schema=settings.database_schema)
@@ -195,3 +201,103 @@ async def issue_agent_key(
             ),
         )
     return new.key, key
+
+
+# -- backups (SQLite; PostgreSQL has pg_dump) --------------------------------------------------
+
+_NOT_SQLITE = (
+    "backup and restore handle the SQLite database; for PostgreSQL use pg_dump and "
+    "pg_restore (README, 'Backups')"
+)
+
+
+def _sqlite_file(settings: DatabaseSettings) -> Path:
+    path = sqlite_path(settings.database_url)
+    if path is None:
+        raise AdminError(_NOT_SQLITE)
+    return path
+
+
+async def backup(settings: DatabaseSettings, target: Path) -> Path:
+    """Copy the SQLite database to ``target`` with SQLite's online backup API: a consistent
+    snapshot, safe while the server runs. ``target`` must not exist."""
+    source = _sqlite_file(settings)
+    await asyncio.to_thread(_backup, source, target)
+    return source
+
+
+def _backup(source: Path, target: Path) -> None:
+    if not source.is_file():
+        raise AdminError(f"there is no database at {source}")
+    target = target.absolute()
+    if target.exists():
+        raise AdminError(f"{target} exists already; back up into a new file")
+    if not target.parent.is_dir():
+        raise AdminError(f"the directory {target.parent} does not exist")
+    _copy_sqlite(source, target)
+
+
+async def restore(settings: DatabaseSettings, backup_file: Path, *, replace: bool = False) -> Path:
+    """Copy a backup into the configured SQLite database. Refuses while a server holds the
+    database (:class:`~guruconnect.server.instance.InstanceInUse`), and refuses to replace an
+    existing database unless ``replace``."""
+    target = _sqlite_file(settings)
+    await asyncio.to_thread(_restore, backup_file, target, replace)
+    return target
+
+
+def _restore(backup_file: Path, target: Path, replace: bool) -> None:
+    if not backup_file.is_file():
+        raise AdminError(f"there is no backup at {backup_file}")
+    _check_backup(backup_file)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Every node's lock: no server may be using the database while it is replaced.
+    locks: list[InstanceLock] = []
+    try:
+        for path in lock_files(target):
+            locks.append(InstanceLock.for_lock_file(target, path))
+        if target.exists() and target.stat().st_size and not replace:
+            raise AdminError(
+                f"a database exists at {target}; pass --replace to overwrite it (back it up first)"
+            )
+        _copy_sqlite(backup_file.absolute(), target, in_place=True)
+    finally:
+        for lock in locks:
+            lock.release_file()
+
+
+def _check_backup(path: Path) -> None:
+    try:
+        with contextlib_closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            ok = db.execute("PRAGMA quick_check").fetchone()
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.DatabaseError as exc:
+        raise AdminError(f"{path} is not a SQLite database ({exc})") from None
+    if not ok or ok[0] != "ok":
+        raise AdminError(f"{path} is damaged (quick_check: {ok[0] if ok else 'no answer'})")
+    if not {"alembic_version", "users", "sessions"} <= tables:
+        raise AdminError(f"{path} is not a GuruConnect database")
+
+
+def _copy_sqlite(source: Path, target: Path, *, in_place: bool = False) -> None:
+    """``in_place``: write through a connection to ``target`` (a database some other
+    connection may have open, the lock keeping servers away); else build a new file beside
+    ``target`` and rename it into place, so a half-written backup never has its name."""
+    destination = target if in_place else target.with_name(f".{target.name}.partial")
+    if not in_place:
+        destination.unlink(missing_ok=True)
+        os.close(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        with (
+            contextlib_closing(sqlite3.connect(source, timeout=30)) as src,
+            contextlib_closing(sqlite3.connect(destination, timeout=30)) as dst,
+        ):
+            src.backup(dst)  # one step: a consistent snapshot even while the server writes
+            if not in_place:
+                dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+        if not in_place:
+            os.replace(destination, target)
+    except sqlite3.Error as exc:
+        if not in_place:
+            destination.unlink(missing_ok=True)
+        raise AdminError(f"copying {source} to {target} failed: {exc}") from None

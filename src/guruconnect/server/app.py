@@ -19,6 +19,7 @@ from guruconnect.server.api import (
     events,
     health,
     machines,
+    ops,
     sessions,
     support_codes,
     users,
@@ -32,8 +33,10 @@ from guruconnect.server.db import auth_tokens, viewer_tickets
 from guruconnect.server.db.engine import create_engine, migrate
 from guruconnect.server.errors import InternalErrors, install_handlers
 from guruconnect.server.hosts import TrustedHosts
+from guruconnect.server.instance import InstanceLock
 from guruconnect.server.log_setup import install_redaction
-from guruconnect.server.middleware import AccessLog, SecurityHeaders
+from guruconnect.server.metrics import Metrics
+from guruconnect.server.middleware import AccessLog, HeadAsGet, SecurityHeaders
 from guruconnect.server.path_guard import EncodedSlashes
 from guruconnect.server.rate_limits import RateLimits
 from guruconnect.server.relay.hub import Hub
@@ -61,17 +64,37 @@ async def _prune_tokens(state: AppState) -> None:
         await asyncio.sleep(state.settings.token_prune_interval_seconds)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, instance_lock: InstanceLock | None = None) -> FastAPI:
+    """``instance_lock``: this node's lock on the database, taken by the caller (the CLI
+    takes it before its own checks); without it the lifespan takes it, before anything
+    else, and refuses to start when another server holds it."""
     install_redaction()
+    metrics = Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        lock = instance_lock or await InstanceLock.acquire(settings)
+        keeper = asyncio.create_task(
+            lock.keep(settings.heartbeat_interval_seconds), name="keep-instance-lock"
+        )
+        try:
+            async with _serving(app, lock):
+                yield
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            if instance_lock is None:
+                await lock.release()
+
+    @contextlib.asynccontextmanager
+    async def _serving(app: FastAPI, lock: InstanceLock) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, schema=settings.database_schema)
         limits = RateLimits.create(redis_url=settings.redis_url, prefix=settings.redis_prefix)
         try:
             await migrate(engine, schema=settings.database_schema)
             audit = AuditLog(engine)
-            hub = Hub(settings, engine, audit)
+            hub = Hub(settings, engine, audit, metrics)
             await hub.reconcile()
             state = AppState(
                 settings=settings,
@@ -89,11 +112,18 @@ def create_app(settings: Settings) -> FastAPI:
                 hub=hub,
             )
             app.state.guruconnect = state
+            metrics.watch(hub)
             pruner = asyncio.create_task(_prune_tokens(state), name="prune-tokens")
-            log.info("server ready", version=build_info().full_version)
+            log.info(
+                "server ready",
+                version=build_info().full_version,
+                node=settings.node_id,
+                instance_lock=lock.description,
+            )
             try:
                 yield
             finally:
+                metrics.watch(None)
                 await hub.shutdown()
                 pruner.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -109,8 +139,10 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
+    app.state.metrics = metrics
     install_handlers(app)
     app.include_router(health.router)
+    app.include_router(ops.router)
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(agent_keys.router)
@@ -121,6 +153,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(relay_router)
     web_routes.mount(app)
     # Last added runs first: headers on everything, then the access log, then the catch-all.
+    app.add_middleware(HeadAsGet)
     app.add_middleware(InternalErrors)
     app.add_middleware(EncodedSlashes)  # such a path reaches no route at all
     # Bodies over the limit are refused before anything reads them (per-route overrides

@@ -61,6 +61,11 @@ class BackgroundServer:
         scheme = "https" if self.settings.tls_cert_file is not None else "http"
         self.url = f"{scheme}://{host}:{port}"
 
+    @property
+    def running(self) -> bool:
+        """Started and not stopped."""
+        return self._server is not None
+
     def stop(self) -> None:
         if self._server is None or self._thread is None:
             return
@@ -92,13 +97,14 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.cwd = cwd
+        #: How to run ``guruconnect`` (default: this interpreter's package).
+        self.command = [sys.executable, "-m", "guruconnect", "server"]
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> float:
         """Start and wait until /health answers; returns how long that took (seconds)."""
         started = time.monotonic()
-        command = [sys.executable, "-m", "guruconnect", "server"]
-        command += ["--host", "127.0.0.1", "--port", str(self.port)]
+        command = [*self.command, "--host", "127.0.0.1", "--port", str(self.port)]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
                 command, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd

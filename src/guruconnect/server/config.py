@@ -8,6 +8,7 @@ instance; it never looks at ``os.environ`` itself.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -25,7 +26,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_JWT_SECRET_LENGTH = 32
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///guruconnect.db"
+#: The SQLite file inside ``GURUCONNECT_HOME`` that ``DATABASE_URL`` defaults to.
+DATABASE_FILE = "guruconnect.db"
 #: Listen addresses that mean "every interface": never a name the server answers to.
 WILDCARD_ADDRESSES = frozenset({"0.0.0.0", "::", "[::]", ""})  # noqa: S104
 
@@ -43,6 +45,13 @@ def _split_csv(value: Any) -> Any:
     return value
 
 
+def default_home() -> Path:
+    """``$XDG_CONFIG_HOME/guruconnect``, else ``~/.config/guruconnect`` (the systemd unit
+    sets ``GURUCONNECT_HOME=/var/lib/guruconnect``)."""
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config) / "guruconnect"
+
+
 class DatabaseSettings(BaseSettings):
     """What the admin CLI needs: the database, password hashing and logging. No secret."""
 
@@ -50,8 +59,15 @@ class DatabaseSettings(BaseSettings):
         env_prefix="GURUCONNECT_", extra="ignore", case_sensitive=False, frozen=True
     )
 
+    # -- deployment: where data lives, which node this is ----------------------------------
+    #: The install's home: the SQLite database, generated secrets, later recordings.
+    home: Path = Field(default_factory=default_home)
+    #: This server's identity in the database: the instance lock and the startup
+    #: reconciliation are per node (one node per database today).
+    node_id: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    #: Default: ``sqlite+aiosqlite:///$GURUCONNECT_HOME/guruconnect.db``.
     database_url: str = Field(
-        default=DEFAULT_DATABASE_URL,
+        default="",
         validation_alias=AliasChoices("DATABASE_URL", "GURUCONNECT_DATABASE_URL"),
     )
     #: PostgreSQL only: the schema to keep GuruConnect's tables in (``search_path``).
@@ -63,6 +79,14 @@ class DatabaseSettings(BaseSettings):
 
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _database_in_home(self) -> DatabaseSettings:
+        object.__setattr__(self, "home", self.home.expanduser().absolute())
+        if not self.database_url:
+            url = f"sqlite+aiosqlite:///{self.home / DATABASE_FILE}"
+            object.__setattr__(self, "database_url", url)
+        return self
 
 
 class Settings(DatabaseSettings):
@@ -138,6 +162,10 @@ class Settings(DatabaseSettings):
     ws_connect_rate_limit: str = "60/minute"
     #: Failed support-code redemptions per source address.
     support_code_rate_limit: str = "10/minute"
+
+    # -- operations -------------------------------------------------------------------------
+    #: Bearer token that opens ``/metrics``; without it ``/metrics`` does not exist (404).
+    metrics_token: SecretStr | None = None
 
     # -- abuse bounds (issue 15) --------------------------------------------------------------
     #: Failed logins for one username from all addresses together before every address

@@ -139,6 +139,9 @@ class InternalErrors:
                 return
             if _unavailable(exc):
                 log.error("database unavailable", path=scope["path"], error=repr(exc))
+                metrics = getattr(scope["app"].state, "metrics", None) if "app" in scope else None
+                if metrics is not None:
+                    metrics.database_errors.inc()
                 status, detail = 503, "service temporarily unavailable"
             else:
                 log.exception("unhandled error", path=scope["path"])

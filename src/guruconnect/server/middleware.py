@@ -79,12 +79,41 @@ class AccessLog:
         try:
             await self.app(scope, receive, capture)
         finally:
+            elapsed = time.perf_counter() - started
+            metrics = getattr(scope["app"].state, "metrics", None) if "app" in scope else None
+            if metrics is not None:
+                metrics.request_seconds.labels(scope["method"], f"{status // 100}xx").observe(
+                    elapsed
+                )
             client = scope.get("client")
             log.info(
                 "request",
                 method=scope["method"],
                 path=scope["path"],
                 status=status,
-                ms=round((time.perf_counter() - started) * 1000, 1),
+                ms=round(elapsed * 1000, 1),
                 client=client[0] if client else None,
             )
+
+
+class HeadAsGet:
+    """``HEAD`` answers wherever ``GET`` does: the same status and headers, no body.
+
+    FastAPI routes declared with ``@router.get`` do not accept ``HEAD`` (405); monitoring
+    probes and link checkers send it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def no_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, no_body)

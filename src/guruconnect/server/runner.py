@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from pathlib import Path
 
+import structlog
 import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from guruconnect.server.app import create_app
-from guruconnect.server.config import Settings
+from guruconnect.server.config import DATABASE_FILE, Settings
 from guruconnect.server.db.engine import create_engine, migrate
 from guruconnect.server.forwarded import RealIpFromTrustedProxies
+from guruconnect.server.instance import InstanceInUse, InstanceLock
 from guruconnect.server.log_setup import configure
 from guruconnect.server.tls import CertificateReloader
 from guruconnect.server.transport_limits import http_protocol, ws_protocol
 
+log = structlog.get_logger(__name__)
+
 
 class StartupError(Exception):
     """The server cannot start; the message says why in one line."""
+
+
+__all__ = ["InstanceInUse", "StartupError", "serve", "uvicorn_config"]
 
 
 async def _preflight(settings: Settings) -> None:
@@ -67,26 +75,73 @@ def uvicorn_config(
 
 
 def serve(settings: Settings) -> None:
+    """Run until stopped. Raises :class:`InstanceInUse` when another server holds the
+    database, :class:`StartupError` for any other reason not to start; both before the
+    database is changed or the port bound."""
     configure(settings.log_level, settings.log_format)
-    config = uvicorn_config(settings)
+    _check_tls_files(settings)
+    _warn_about_an_old_database(settings)
+    # uvicorn's loop (uvloop when installed); the app string is never imported, and
+    # log_config=None keeps uvicorn from replacing our logging setup.
+    loop_factory = uvicorn.Config("guruconnect:unused", log_config=None).get_loop_factory()
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        started = runner.run(_serve(settings))
+    if not started:
+        raise StartupError("the server did not start (see the log above)")
+
+
+async def _serve(settings: Settings) -> bool:
+    # The instance lock first: a second server must not migrate, reconcile or bind.
     try:
-        # Builds the SSL context now (before the database is touched), so a bad certificate
-        # is a one-line error.
+        lock = await InstanceLock.acquire(settings)
+    except InstanceInUse:
+        raise
+    except Exception as exc:
+        raise StartupError(f"database {_safe_url(settings.database_url)} unusable: {exc}") from exc
+    try:
+        # Migrate before binding the port, so a broken database is a one-line error.
+        try:
+            await _preflight(settings)
+        except Exception as exc:
+            raise StartupError(
+                f"database {_safe_url(settings.database_url)} unusable: {exc}"
+            ) from exc
+        app = create_app(settings, instance_lock=lock)
+        config = uvicorn_config(settings, app)
         config.load()
+        cert, key = settings.tls_cert_file, settings.tls_key_file
+        if config.ssl is not None and cert is not None and key is not None:
+            CertificateReloader(config.ssl, cert, key).install_sighup()
+        server = uvicorn.Server(config)
+        await server.serve()
+        return server.started
+    finally:
+        await lock.release()
+
+
+def _check_tls_files(settings: Settings) -> None:
+    """A certificate and key that do not load are a one-line error before the instance lock
+    or the database are touched."""
+    cert, key = settings.tls_cert_file, settings.tls_key_file
+    if cert is None or key is None:
+        return
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
         raise StartupError(f"TLS certificate or key unusable: {exc}") from exc
-    # Migrate before binding the port, so a broken database is a one-line error.
-    try:
-        asyncio.run(_preflight(settings))
-    except (OSError, Exception) as exc:
-        raise StartupError(f"database {_safe_url(settings.database_url)} unusable: {exc}") from exc
-    cert, key = settings.tls_cert_file, settings.tls_key_file
-    if config.ssl is not None and cert is not None and key is not None:
-        CertificateReloader(config.ssl, cert, key).install_sighup()
-    server = uvicorn.Server(config)
-    server.run()
-    if not server.started:
-        raise StartupError("the server did not start (see the log above)")
+
+
+def _warn_about_an_old_database(settings: Settings) -> None:
+    """Before GURUCONNECT_HOME, the default database was ./guruconnect.db."""
+    old = Path(DATABASE_FILE).absolute()
+    in_home = settings.home / DATABASE_FILE
+    if settings.database_url.endswith(f"///{in_home}") and old != in_home and old.exists():
+        log.warning(
+            "found a database in the working directory that this server does not use; "
+            "see README, 'Where data lives', to move it",
+            found=str(old),
+            using=str(in_home),
+        )
 
 
 def _safe_url(url: str) -> str:

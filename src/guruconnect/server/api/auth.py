@@ -107,6 +107,7 @@ async def _log_in(body: LoginRequest, request: Request, state: State) -> user_to
         attempt = await state.login_limiter.begin(address, username)
     except RateLimited as exc:
         throttled = isinstance(exc, Throttled)
+        state.hub.metrics.login_failures.labels("rate_limited").inc()
         await state.audit.record(
             Event(
                 "auth.login_throttled" if throttled else "auth.login_rate_limited",
@@ -138,6 +139,7 @@ async def _log_in(body: LoginRequest, request: Request, state: State) -> user_to
         ) from None
 
     if reason:
+        state.hub.metrics.login_failures.labels(reason).inc()
         with contextlib.suppress(LimiterUnavailable):  # still refused and audited below
             await state.login_limiter.failed(attempt)
         await state.audit.record(

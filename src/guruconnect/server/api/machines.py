@@ -133,6 +133,7 @@ async def request_session(
             technician_id=principal.user.id,
             kind="attended" if attended else "unattended",
             scope=body.scope,
+            node_id=hub.settings.node_id,
         )
     live = await hub.start_session(
         session,

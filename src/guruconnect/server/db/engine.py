@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +13,16 @@ from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import Pool
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Arbitrary, fixed: serialises migrations when several nodes start at once on PostgreSQL.
 _MIGRATION_LOCK_ID = 0x6775_7275
 
 
-def create_engine(database_url: str, *, schema: str | None = None) -> AsyncEngine:
+def create_engine(
+    database_url: str, *, schema: str | None = None, poolclass: type[Pool] | None = None
+) -> AsyncEngine:
     """An async engine with the per-dialect settings GuruConnect relies on.
 
     SQLite: foreign keys on (ON DELETE CASCADE depends on it), WAL so readers do not block
@@ -28,6 +31,8 @@ def create_engine(database_url: str, *, schema: str | None = None) -> AsyncEngin
     """
     url = make_url(database_url)
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if poolclass is not None:
+        kwargs["poolclass"] = poolclass
     if url.get_backend_name() == "postgresql" and schema:
         kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
     engine = create_async_engine(url, **kwargs)
@@ -107,3 +112,17 @@ def current_revision(connection: Connection) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     return MigrationContext.configure(connection).get_current_revision()
+
+
+@cache
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def at_head(engine: AsyncEngine) -> bool:
+    """Readiness: the database answers and its schema is the newest this code knows."""
+    async with engine.connect() as connection:
+        current = await connection.run_sync(current_revision)
+    return current is not None and current == head_revision()

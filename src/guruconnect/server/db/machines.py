@@ -116,17 +116,26 @@ async def update_status(
     await conn.execute(update(machines).where(machines.c.id == machine_id).values(**values))
 
 
-async def set_online(conn: AsyncConnection, machine_id: uuid.UUID, online: bool) -> None:
+async def set_online(
+    conn: AsyncConnection, machine_id: uuid.UUID, online: bool, node_id: str = "default"
+) -> None:
+    """``node_id``: the node the agent is connected to (forgotten when it goes offline)."""
     await conn.execute(
         update(machines)
         .where(machines.c.id == machine_id)
-        .values(online=online, last_seen_at=utcnow())
+        .values(online=online, last_seen_at=utcnow(), node_id=node_id if online else None)
     )
 
 
-async def mark_all_offline(conn: AsyncConnection) -> int:
-    """Startup: no agent is connected to a process that has just started."""
+async def mark_all_offline(conn: AsyncConnection, node_id: str) -> int:
+    """Startup: no agent is connected to this node's process, which has just started.
+    A machine online without a node (no live node leaves one so) is offline too."""
     result = await conn.execute(
-        update(machines).where(machines.c.online.is_(True)).values(online=False)
+        update(machines)
+        .where(
+            machines.c.online.is_(True),
+            or_(machines.c.node_id == node_id, machines.c.node_id.is_(None)),
+        )
+        .values(online=False, node_id=None)
     )
     return result.rowcount

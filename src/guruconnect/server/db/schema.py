@@ -113,6 +113,8 @@ machines = Table(
     # Created by a support-code redemption rather than a persistent agent's key.
     Column("ad_hoc", Boolean(), nullable=False, default=False, server_default=false()),
     Column("online", Boolean(), nullable=False, default=False),
+    #: The server node the machine's agent is connected to (while online).
+    Column("node_id", String(64)),
     Column("last_seen_at", UTCDateTime()),
     _created(),
     Column("deleted_at", UTCDateTime()),
@@ -167,6 +169,8 @@ sessions = Table(
     Column("started_at", UTCDateTime()),
     Column("ended_at", UTCDateTime()),
     Column("end_reason", String(255)),
+    #: The server node that runs the session.
+    Column("node_id", String(64), nullable=False, server_default="default"),
     CheckConstraint("kind IN ('attended', 'unattended', 'support_code')", name="kind"),
     CheckConstraint("state IN ('requested', 'awaiting_consent', 'active', 'ended')", name="state"),
     Index(None, "machine_id", "state"),

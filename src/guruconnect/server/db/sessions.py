@@ -49,6 +49,7 @@ async def create(
     technician_id: uuid.UUID | None,
     kind: str,
     scope: str,
+    node_id: str = "default",
 ) -> Session:
     session = Session(
         id=uuid.uuid4(),
@@ -64,7 +65,7 @@ async def create(
         ended_at=None,
         end_reason=None,
     )
-    await conn.execute(insert(sessions).values(**session.__dict__))
+    await conn.execute(insert(sessions).values(**session.__dict__, node_id=node_id))
     return session
 
 
@@ -136,11 +137,14 @@ async def end(conn: AsyncConnection, session_id: uuid.UUID, reason: str) -> bool
     return result.rowcount > 0
 
 
-async def end_all_live(conn: AsyncConnection, reason: str) -> list[Session]:
-    """Startup reconciliation: sessions a crashed process left open are over."""
+async def end_all_live(conn: AsyncConnection, reason: str, node_id: str) -> list[Session]:
+    """Startup reconciliation: sessions a crashed process of this node left open are over.
+    Other nodes' sessions are theirs."""
     live = [
         Session(**row._mapping)
-        for row in await conn.execute(_select().where(sessions.c.state != ENDED))
+        for row in await conn.execute(
+            _select().where(sessions.c.state != ENDED, sessions.c.node_id == node_id)
+        )
     ]
     if live:
         await conn.execute(

@@ -129,7 +129,7 @@ async def _bind_key(state: AppState, key: str, lookup: str, hello: Hello) -> Age
             os=hello.os,
             agent_version=hello.agent_version,
         )
-        await machines.set_online(conn, machine.id, True)
+        await machines.set_online(conn, machine.id, True, state.settings.node_id)
     return AgentPeerSeed(machine=machine, key_id=row.id, key_prefix=row.prefix)
 
 
@@ -161,7 +161,7 @@ async def _by_code(state: AppState, code: str, hello: Hello, source: str) -> Age
                 os=hello.os,
                 agent_version=hello.agent_version,
             )
-            await machines.set_online(conn, machine.id, True)
+            await machines.set_online(conn, machine.id, True, state.settings.node_id)
             session = await sessions.create(
                 conn,
                 tenant_id=redeemed.tenant_id,
@@ -169,6 +169,7 @@ async def _by_code(state: AppState, code: str, hello: Hello, source: str) -> Age
                 technician_id=redeemed.created_by,
                 kind="support_code",
                 scope="control",
+                node_id=state.settings.node_id,
             )
             await support_codes.attach(
                 conn, redeemed.id, machine_id=machine.id, session_id=session.id

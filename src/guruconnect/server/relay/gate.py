@@ -59,6 +59,7 @@ async def refuse(
     **detail: Any,
 ) -> None:
     """Close with ``code`` and ``why`` (the client sees both) and record the refusal."""
+    state.hub.metrics.refusals.labels(plane, audit_reason).inc()
     with contextlib.suppress(Exception):
         if ws.client_state == WebSocketState.CONNECTING:
             await ws.accept()

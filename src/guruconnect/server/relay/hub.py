@@ -41,6 +41,7 @@ from guruconnect.server.auth.permissions import effective_permissions, for_scope
 from guruconnect.server.config import Settings
 from guruconnect.server.db import auth_tokens, machines, sessions, users
 from guruconnect.server.db.events import Event
+from guruconnect.server.metrics import Metrics
 from guruconnect.server.relay.peers import AgentPeer, ViewerPeer
 
 log = structlog.get_logger(__name__)
@@ -93,8 +94,11 @@ class LiveSession:
 
 
 class Hub:
-    def __init__(self, settings: Settings, engine: AsyncEngine, audit: AuditLog) -> None:
+    def __init__(
+        self, settings: Settings, engine: AsyncEngine, audit: AuditLog, metrics: Metrics
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self._engine = engine
         self._audit = audit
         self.agents: dict[uuid.UUID, AgentPeer] = {}  # by machine id
@@ -479,8 +483,18 @@ class Hub:
             # Before consent (or after it lapsed) nothing the agent sends reaches a viewer.
             live.frames_dropped_before_consent += 1
             return
+        sent = dropped = 0
         for viewer in live.viewers:
-            viewer.peer.send_video(data)
+            if viewer.peer.send_video(data):
+                sent += 1
+            elif not viewer.peer.outbox.is_shut:
+                dropped += 1
+        metrics = self.metrics
+        if sent:
+            metrics.frames_relayed.inc(sent)
+            metrics.bytes_relayed.inc(sent * len(data))
+        if dropped:
+            metrics.frames_dropped.inc(dropped)
 
     async def pace(self, agent: AgentPeer) -> None:
         """Hold the agent back while every viewer that is still reading has a full queue.
@@ -731,8 +745,9 @@ class Hub:
     async def reconcile(self) -> None:
         """Startup: sessions and machines a previous process left live are not live now."""
         async with self._engine.begin() as conn:
-            stale = await sessions.end_all_live(conn, "server_restart")
-            offline = await machines.mark_all_offline(conn)
+            node = self.settings.node_id
+            stale = await sessions.end_all_live(conn, "server_restart", node)
+            offline = await machines.mark_all_offline(conn, node)
         for session in stale:
             await self.audit(
                 Event(
