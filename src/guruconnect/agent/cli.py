@@ -72,7 +72,10 @@ def agent(
     if ctx.invoked_subcommand is not None:
         return
     from guruconnect.agent.runner import Agent, AgentConfig
+    from guruconnect.agent.trust import built_executable, release_keys, this_platform
+    from guruconnect.agent.updater import Updater
     from guruconnect.server.log_setup import configure
+    from guruconnect.version import build_info
 
     if server is None:
         raise typer.BadParameter("--server is required", param_hint="--server")
@@ -80,6 +83,18 @@ def agent(
     if (agent_key is None) == (code is None):
         raise typer.BadParameter("give an agent key (--key-file, --key) or a --code, not both")
     configure(log_level.upper(), "auto")
+    executable = built_executable()
+    updater = None
+    if executable is not None and code is None:  # a support-code agent never updates
+        system, arch = this_platform()
+        updater = Updater(
+            server=server,
+            executable=executable,
+            keys=release_keys(),
+            current_version=build_info().version,
+            platform=system,
+            arch=arch,
+        )
     config = AgentConfig(
         server=server,
         key=agent_key,
@@ -91,6 +106,7 @@ def agent(
         max_rate_kbps=max_rate_kbps,
         unattended=unattended,
         desktop_ui=not no_windows,
+        updater=updater,
     )
     try:
         exit_code = asyncio.run(Agent(config).run())

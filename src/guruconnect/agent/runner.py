@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import json
 import platform
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,6 +29,7 @@ from guruconnect.agent.encode import h264
 from guruconnect.agent.inject import InjectError, Injector, open_injector
 from guruconnect.agent.stream import CaptureWorker, Streamer
 from guruconnect.agent.transport import EXIT_OK, EXIT_REFUSED, AgentExit, Backoff, fatal_refusal
+from guruconnect.agent.updater import Updater, restart
 from guruconnect.client import AgentClient, ClientError, Refused
 from guruconnect.protocol import (
     AgentStatus,
@@ -42,9 +45,12 @@ from guruconnect.protocol import (
     SessionRequest,
     SessionResponse,
     SessionState,
+    UpdateAvailable,
+    UpdateResult,
     payload,
 )
 from guruconnect.protocol import keys as keytable
+from guruconnect.releases.decision import Ignore, Refuse
 from guruconnect.version import build_info
 
 log = structlog.get_logger(__name__)
@@ -75,6 +81,8 @@ class AgentConfig:
     #: H.264 encoders to probe, best first (None: hardware, then software; empty: none).
     h264_encoders: tuple[str, ...] | None = None
     max_rate_kbps: int = 8000
+    #: Installs signed releases the relay offers (None: this agent never updates itself).
+    updater: Updater | None = None
 
 
 @dataclass
@@ -128,6 +136,8 @@ class Agent:
         self._conn: AgentClient | None = None
         self._displays: list[DisplayInfo] = []
         self._background: set[asyncio.Task[None]] = set()
+        self._updating = False
+        self._watchdog: asyncio.Task[None] | None = None
         self.connections = 0
         #: The H.264 encoder that opened here, if any (probed once at start).
         self.h264: str | None = None
@@ -142,6 +152,7 @@ class Agent:
         found = await asyncio.to_thread(h264.probe, *(() if order is None else (order,)))
         self.h264 = found[0] if found else None
         log.info("video encoders", h264=self.h264 or "none", probed=found)
+        self._watchdog = self._start_probation()
         try:
             while True:
                 try:
@@ -182,6 +193,7 @@ class Agent:
         self._conn = conn
         self.connections += 1
         log.info("connected", machine_id=conn.auth.machine_id)
+        await self._report_update(conn)
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
@@ -242,6 +254,76 @@ class Agent:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
+    # -- self-update ---------------------------------------------------------------------
+
+    def _start_probation(self) -> asyncio.Task[None] | None:
+        """A freshly updated agent that is not online by the deadline rolls back."""
+        updater = self.config.updater
+        state = updater.probation() if updater else None
+        if updater is None or state is None:
+            return None
+        deadline = state.get("deadline")
+        remaining = float(deadline) - time.time() if isinstance(deadline, int | float) else 0.0
+
+        async def watch() -> None:
+            await asyncio.sleep(max(0.0, remaining))
+            if updater.probation() is not None:
+                updater.rollback(f"not online within {updater.probation_seconds:.0f} s")
+                assert updater.executable is not None
+                restart(updater.executable)
+
+        log.info("new version on probation", seconds=round(max(0.0, remaining), 1))
+        return asyncio.create_task(watch(), name="update-probation")
+
+    async def _report_update(self, conn: AgentClient) -> None:
+        updater = self.config.updater
+        if updater is None:
+            return
+        for result in (updater.confirm(), updater.rolled_back_report()):
+            if result is not None:
+                if self._watchdog is not None and result.outcome == UpdateResult.OUTCOME_INSTALLED:
+                    self._watchdog.cancel()
+                await conn.send(result)
+
+    async def _update(self, conn: AgentClient, offer: UpdateAvailable) -> None:
+        updater = self.config.updater
+        if updater is None or self._updating:
+            return
+        decision = updater.judge(offer)
+        claimed = _claimed_version(offer.manifest)
+        if isinstance(decision, Ignore):
+            return
+        if isinstance(decision, Refuse):
+            await conn.send(updater.refused(decision, claimed))
+            return
+        manifest = decision.manifest
+        if updater.executable is None:
+            log.info("a newer release exists; update this agent with its package", version=claimed)
+            return
+        if updater.is_rolled_back_version(manifest.version):
+            return
+        self._updating = True
+        try:
+            log.info("downloading update", version=manifest.version)
+            result = await asyncio.to_thread(updater.download, manifest)
+            if isinstance(result, Refuse):
+                await conn.send(updater.refused(result, manifest.version))
+                return
+            if self.session is not None:  # never restart under a technician's session
+                result.unlink(missing_ok=True)
+                log.info("update deferred: a session is open", version=manifest.version)
+                return
+            await asyncio.to_thread(updater.swap, result, manifest)
+            await conn.send(
+                UpdateResult(outcome=UpdateResult.OUTCOME_INSTALLING, version=manifest.version)
+            )
+            log.info("update installed; restarting", version=manifest.version)
+            with contextlib.suppress(Exception):
+                await conn.close()
+            restart(updater.executable)
+        finally:
+            self._updating = False
+
     def _status(self, displays: list[DisplayInfo]) -> AgentStatus:
         policy = (
             ConsentPolicy.CONSENT_POLICY_UNATTENDED
@@ -258,6 +340,8 @@ class Agent:
             else [Codec.CODEC_RAW_ZSTD],
             consent_policy=policy,
             user_name=_user_name(),
+            platform=self.config.updater.platform if self.config.updater else "",
+            arch=self.config.updater.arch if self.config.updater else "",
         )
 
     # -- messages from the relay ----------------------------------------------------------
@@ -291,6 +375,10 @@ class Agent:
         elif kind == "clipboard":
             if session is not None and session.allowed and self._controls(session):
                 self.desktop.set_clipboard(envelope.clipboard.text)
+        elif kind == "update_available":
+            task = asyncio.create_task(self._update(conn, envelope.update_available))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         elif kind == "disconnect":
             log.info("relay says goodbye", reason=envelope.disconnect.reason)
         else:
@@ -522,6 +610,15 @@ async def _cancel(task: asyncio.Task[None] | None) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
+
+
+def _claimed_version(manifest: bytes) -> str:
+    """The version an offer claims, for the log and the audit only (maybe unsigned)."""
+    try:
+        version = json.loads(manifest).get("version", "")
+    except (ValueError, AttributeError):
+        return ""
+    return version[:64] if isinstance(version, str) else ""
 
 
 def _os_name() -> str:

@@ -19,6 +19,7 @@ from guruconnect.server.api import (
     events,
     health,
     machines,
+    releases,
     sessions,
     support_codes,
     users,
@@ -107,6 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(machines.router)
     app.include_router(sessions.router)
     app.include_router(events.router)
+    app.include_router(releases.router)
     app.include_router(relay_router)
     web_routes.mount(app)
     # Last added runs first: headers on everything, then the access log, then the catch-all.

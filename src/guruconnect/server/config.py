@@ -57,6 +57,9 @@ class DatabaseSettings(BaseSettings):
     argon2_memory_cost_kib: int = Field(default=65536, ge=8)
     argon2_parallelism: int = Field(default=4, ge=1)
 
+    #: Files the server keeps: published agent releases live in ``DATA_DIR/releases``.
+    data_dir: Path = Path("guruconnect-data")
+
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -288,6 +288,13 @@ async def _control(state: AppState, agent: AgentPeer, kind: str, data: bytes) ->
         agent.user_name = status.user_name[:100]
         await _store_status(state, agent, status.hostname, status.os, status.agent_version)
         hub.agent_status_changed(agent)
+        first = not agent.agent_version
+        agent.agent_version = status.agent_version[:64]
+        agent.platform, agent.arch = status.platform[:32], status.arch[:32]
+        if first:
+            await hub.offer_update(agent)
+    elif kind == "update_result":
+        await hub.update_result(agent, decode(data).update_result)
     elif kind == "consent_response":
         answer = decode(data).consent_response
         await hub.consent_answer(agent, answer.session_id, answer.granted, answer.reason)

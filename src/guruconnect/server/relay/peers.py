@@ -184,6 +184,10 @@ class AgentPeer:
     user_name: str = ""
     #: (hostname, os, version) as last written to the machine's row.
     stored_status: tuple[str, str, str] | None = None
+    #: From AgentStatus: what the agent's own file is, for update offers ("" : unknown).
+    agent_version: str = ""
+    platform: str = ""
+    arch: str = ""
 
 
 @dataclass(eq=False)
