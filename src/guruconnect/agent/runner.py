@@ -29,7 +29,7 @@ from guruconnect.agent.encode import h264
 from guruconnect.agent.inject import InjectError, Injector, open_injector
 from guruconnect.agent.stream import CaptureWorker, Streamer
 from guruconnect.agent.transport import EXIT_OK, EXIT_REFUSED, AgentExit, Backoff, fatal_refusal
-from guruconnect.agent.updater import Updater, restart
+from guruconnect.agent.updater import Updater
 from guruconnect.client import AgentClient, ClientError, Refused
 from guruconnect.protocol import (
     AgentStatus,
@@ -270,7 +270,7 @@ class Agent:
             if updater.probation() is not None:
                 updater.rollback(f"not online within {updater.probation_seconds:.0f} s")
                 assert updater.executable is not None
-                restart(updater.executable)
+                updater.restart(updater.executable)
 
         log.info("new version on probation", seconds=round(max(0.0, remaining), 1))
         return asyncio.create_task(watch(), name="update-probation")
@@ -301,6 +301,7 @@ class Agent:
             log.info("a newer release exists; update this agent with its package", version=claimed)
             return
         if updater.is_rolled_back_version(manifest.version):
+            log.info("update skipped: this version was rolled back", version=manifest.version)
             return
         self._updating = True
         try:
@@ -320,7 +321,7 @@ class Agent:
             log.info("update installed; restarting", version=manifest.version)
             with contextlib.suppress(Exception):
                 await conn.close()
-            restart(updater.executable)
+            updater.restart(updater.executable)
         finally:
             self._updating = False
 

@@ -19,8 +19,8 @@ import os
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
@@ -76,6 +76,8 @@ class Updater:
     platform: str
     arch: str
     probation_seconds: float = PROBATION_SECONDS
+    #: Replaces the process with the file at the path (tests record the call instead).
+    restart: Callable[[Path], NoReturn] = field(default=lambda path: exec_file(path))
 
     def refused(self, decision: Refuse, version: str = "") -> UpdateResult:
         log.warning(decision.line, version=version)
@@ -210,7 +212,7 @@ class Updater:
         )
 
 
-def restart(executable: Path) -> NoReturn:
+def exec_file(executable: Path) -> NoReturn:
     """Replace this process with ``executable`` and the same arguments (same PID)."""
     os.execv(executable, [str(executable), *sys.argv[1:]])  # noqa: S606 - our own verified file
 
