@@ -42,7 +42,10 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def _version_callback(value: bool) -> None:
     if value:
-        typer.echo(build_info().full_version)
+        from guruconnect.agent import build_info as agent_build
+
+        # A built agent prints exactly the version it was built as (AGENT_VERSION).
+        typer.echo(agent_build.load().version or build_info().full_version)
         raise typer.Exit()
 
 
@@ -261,4 +264,23 @@ def bootstrap(
 
 
 def main() -> None:
-    app()
+    from guruconnect.self_exec import run_module_from_argv
+
+    if run_module_from_argv(sys.argv):
+        return
+    try:
+        result = app(standalone_mode=False)
+    except typer.Abort:
+        err.print("guruconnect: aborted", markup=False, highlight=False)
+        sys.exit(1)
+    except typer.TyperException as exc:  # click's usage errors, as vendored by typer
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            typer.echo(ctx.get_help())
+            sys.exit(2)
+        # One line, not a boxed panel: what is wrong, and where the help is.
+        where = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+        message = " ".join(str(exc.format_message()).split())
+        err.print(f"guruconnect: {message}{where}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(int(getattr(exc, "exit_code", 2)))
+    sys.exit(result if isinstance(result, int) else 0)
