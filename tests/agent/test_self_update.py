@@ -173,7 +173,7 @@ async def signed_manifest(world: World, filename: str) -> mf.Manifest:
 
 
 async def test_a_signed_newer_release_is_downloaded_verified_and_swapped_in(world: World) -> None:
-    body = b"#!/bin/sh\necho new agent 1.1.0\n"
+    body = b"#!/bin/sh\necho 1.1.0\n"
     await world.publish("1.1.0", body)
     updater, executable, restarted = await start_agent(world, version="1.0.0", name="good")
     await asyncio.wait_for(restarted.wait(), 20)
@@ -188,8 +188,8 @@ async def test_a_signed_newer_release_is_downloaded_verified_and_swapped_in(worl
 
 
 async def test_a_tampered_file_is_refused(world: World) -> None:
-    name = await world.publish("1.2.0", b"#!/bin/sh\necho genuine\n")
-    world.release_file(name).write_bytes(b"#!/bin/sh\necho evil!!!\n")  # same size
+    name = await world.publish("1.2.0", b"#!/bin/sh\necho 1.2.0\n")
+    world.release_file(name).write_bytes(b"#!/bin/sh\necho 6.6.6\n")  # same size
     _, executable, _ = await start_agent(world, version="1.0.0", name="tampered")
     event = await refused(world, "1.2.0")
     assert event["reason"] == "hash_mismatch"
@@ -202,6 +202,25 @@ async def test_a_release_signed_by_another_key_is_refused(world: World) -> None:
     _, executable, _ = await start_agent(world, version="1.0.0", name="forged")
     assert (await refused(world, "1.3.0"))["reason"] == "bad_signature"
     assert executable.read_bytes() == OLD
+
+
+@pytest.mark.parametrize(
+    ("version", "body"),
+    [
+        ("1.9.0", b"#!/bin/sh\necho 1.9.1\n"),  # not the version it was signed as
+        ("1.9.2", b"#!/bin/sh\nexit 3\n"),  # does not start
+        ("1.9.3", b"not an executable at all"),
+    ],
+)
+async def test_a_signed_file_that_does_not_start_as_its_version_is_refused(
+    world: World, version: str, body: bytes
+) -> None:
+    await world.publish(version, body)
+    _, executable, _ = await start_agent(world, version="1.0.0", name=f"smoke-{version}")
+    event = await refused(world, version)
+    assert event["reason"] == "does_not_start"
+    assert executable.read_bytes() == OLD
+    assert not previous_file(executable).exists()
 
 
 async def test_a_manifest_edited_in_the_database_is_refused(world: World) -> None:
@@ -255,7 +274,7 @@ async def test_a_release_for_another_platform_is_refused(world: World) -> None:
 
 
 async def test_pinned_and_paused_machines_are_not_offered_newer_versions(world: World) -> None:
-    await world.publish("1.8.0", b"#!/bin/sh\necho 1.8\n")
+    await world.publish("1.8.0", b"#!/bin/sh\necho 1.8.0\n")
     await world.api._call("PUT", "/api/update-policies", json={"pinned_version": "1.0.0"})
     try:
         _, executable, restarted = await start_agent(world, version="1.0.0", name="pinned")
@@ -269,7 +288,7 @@ async def test_pinned_and_paused_machines_are_not_offered_newer_versions(world: 
         # Lifting the pin offers it at once.
         await world.api._call("PUT", "/api/update-policies", json={})
         await asyncio.wait_for(restarted.wait(), 20)
-        assert executable.read_bytes() == b"#!/bin/sh\necho 1.8\n"
+        assert executable.read_bytes() == b"#!/bin/sh\necho 1.8.0\n"
     finally:
         for policy in await world.api._call("GET", "/api/update-policies"):
             await world.api._call("DELETE", f"/api/update-policies/{policy['id']}")
@@ -346,13 +365,13 @@ async def test_a_new_version_that_cannot_connect_rolls_back(
     assert event["reason"] == "not_online"
     assert old.is_rolled_back_version("4.0.0")
     assert old.rolled_back_report() is None  # reported once
+    # Offered on connect (after its status), and again when an admin announces: skipped.
+    await async_wait_until(lambda: _skipped(caplog, 1), 20, "skipped on connect")
     assert (await world.api._call("POST", "/api/releases/announce"))["offered"] == 1
-    await async_wait_until(
-        lambda: _logged(caplog, "update skipped: this version was rolled back"), 20, "skip"
-    )
+    await async_wait_until(lambda: _skipped(caplog, 2), 20, "skipped when announced")
     assert not again.is_set()
     assert executable.read_bytes() == OLD
 
 
-async def _logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
-    return text in caplog.text
+async def _skipped(caplog: pytest.LogCaptureFixture, times: int) -> bool:
+    return caplog.text.count("update skipped: this version was rolled back") >= times

@@ -115,18 +115,19 @@ def agent(
     from guruconnect.agent.trust import built_executable, release_keys, this_platform
     from guruconnect.agent.updater import Updater
     from guruconnect.server.log_setup import configure
-    from guruconnect.version import build_info
 
     configure(log_level.upper(), "auto")
+    build = build_info.load()
     executable = built_executable()
     updater = None
-    if executable is not None and code is None:  # a support-code agent never updates
+    # Only a built file updates itself, and never a support-code agent (it runs once).
+    if executable is not None and build.version is not None and code is None:
         system, arch = this_platform()
         updater = Updater(
             server=server,
             executable=executable,
-            keys=release_keys(),
-            current_version=build_info().version,
+            keys=release_keys(build.release_keys),
+            current_version=build.version,
             platform=system,
             arch=arch,
         )

@@ -1,8 +1,9 @@
 """The agent's root of trust for updates: the release public keys built into it.
 
-``make agent-dist`` copies ``AGENT_RELEASE_KEYS`` (one or more PEM public keys, for
-rotation) to ``release_keys.pem`` beside this module. An agent without that file (run from
-a virtualenv or a package) trusts no release and refuses every update offer.
+``make agent-dist`` embeds ``AGENT_RELEASE_KEYS`` (one or more PEM public keys, for
+rotation) as :data:`guruconnect.agent.build_info.RELEASE_KEYS_FILE`. An agent without that
+file (a virtualenv, a package, a build made without keys) trusts no release and refuses
+every update offer.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from guruconnect.releases.manifest import ManifestError, load_public_keys
+from guruconnect.self_exec import frozen
 
-KEYS_FILE = Path(__file__).with_name("release_keys.pem")
 
-
-def release_keys(path: Path = KEYS_FILE) -> list[Ed25519PublicKey]:
+def release_keys(path: Path | None) -> list[Ed25519PublicKey]:
+    if path is None:
+        return []
     try:
         return load_public_keys(path.read_bytes())
     except (OSError, ManifestError):
@@ -26,10 +28,8 @@ def release_keys(path: Path = KEYS_FILE) -> list[Ed25519PublicKey]:
 
 
 def built_executable() -> Path | None:
-    """The single file this agent runs from, when it is one (PyInstaller sets ``frozen``)."""
-    if getattr(sys, "frozen", False):
-        return Path(sys.executable).resolve()
-    return None
+    """The single file this agent runs from, when it is one."""
+    return Path(sys.executable).resolve() if frozen() else None
 
 
 def this_platform() -> tuple[str, str]:

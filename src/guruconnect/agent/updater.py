@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import time
 import urllib.request
@@ -45,6 +46,8 @@ log = structlog.get_logger(__name__)
 #: How long a freshly installed version has to come online before it is rolled back.
 PROBATION_SECONDS = 120.0
 DOWNLOAD_TIMEOUT = 300.0
+#: How long ``NEW --version`` may take (a single-file build unpacks itself first).
+SMOKE_TEST_SECONDS = 60.0
 
 
 def http_base(server: str) -> str:
@@ -128,11 +131,36 @@ class Updater:
             target.unlink(missing_ok=True)
             return Refuse(Reason.DOWNLOAD_FAILED, f"cannot download {url}: {exc}")
         refusal = judge_artifact(manifest, size=size, sha256=digest.hexdigest())
+        if refusal is None:
+            target.chmod(0o755)
+            refusal = self.smoke_test(target, manifest)
         if refusal is not None:
             target.unlink(missing_ok=True)
             return refusal
-        target.chmod(0o755)
         return target
+
+    def smoke_test(self, new_file: Path, manifest: Manifest) -> Refuse | None:
+        """Run ``NEW --version`` before swapping: a file that does not start, hangs, or is
+        not the version it was signed as is refused while the running file is untouched."""
+        try:
+            result = subprocess.run(  # noqa: S603 - our own verified file, fixed arguments
+                [str(new_file), "--version"],
+                capture_output=True,
+                text=True,
+                timeout=SMOKE_TEST_SECONDS,
+                env=fresh_environment(),
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return Refuse(Reason.DOES_NOT_START, f"the new file does not run: {exc}")
+        printed = result.stdout.strip()
+        if result.returncode != 0 or printed != manifest.version:
+            return Refuse(
+                Reason.DOES_NOT_START,
+                f"the new file printed {printed[:40]!r} (exit {result.returncode}) for "
+                f"--version, not {manifest.version!r}",
+            )
+        return None
 
     def swap(self, new_file: Path, manifest: Manifest) -> None:
         """Keep the running file as ``.previous``, move the new one in, start probation."""
@@ -212,9 +240,16 @@ class Updater:
         )
 
 
+def fresh_environment() -> dict[str, str]:
+    """This environment, marked so a PyInstaller build starts as a new program rather than
+    as a child of the running one (which would reuse the running build's unpacked files)."""
+    return {**os.environ, "PYINSTALLER_RESET_ENVIRONMENT": "1"}
+
+
 def exec_file(executable: Path) -> NoReturn:
-    """Replace this process with ``executable`` and the same arguments (same PID)."""
-    os.execv(executable, [str(executable), *sys.argv[1:]])  # noqa: S606 - our own verified file
+    """Replace this process with ``executable`` and the same arguments (same PID, so a
+    service manager sees one process throughout)."""
+    os.execve(executable, [str(executable), *sys.argv[1:]], fresh_environment())  # noqa: S606
 
 
 def _write_json(path: Path, data: dict[str, object]) -> None:

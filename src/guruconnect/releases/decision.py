@@ -30,6 +30,7 @@ class Reason(StrEnum):
     SIZE_MISMATCH = "size_mismatch"
     HASH_MISMATCH = "hash_mismatch"
     DOWNLOAD_FAILED = "download_failed"
+    DOES_NOT_START = "does_not_start"
 
 
 @dataclass(frozen=True)
