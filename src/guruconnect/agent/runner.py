@@ -51,7 +51,7 @@ from guruconnect.protocol import (
     payload,
 )
 from guruconnect.protocol import keys as keytable
-from guruconnect.releases.decision import Ignore, Refuse
+from guruconnect.releases.decision import Ignore, Reason, Refuse
 from guruconnect.version import build_info
 
 log = structlog.get_logger(__name__)
@@ -328,7 +328,15 @@ class Agent:
                 result.unlink(missing_ok=True)
                 log.info("update deferred: a session is open", version=manifest.version)
                 return
-            await asyncio.to_thread(updater.swap, result, manifest)
+            try:
+                await asyncio.to_thread(updater.swap, result, manifest)
+            except OSError as exc:  # e.g. a read-only install directory
+                result.unlink(missing_ok=True)
+                refusal = Refuse(
+                    Reason.CANNOT_INSTALL, f"cannot replace {updater.executable}: {exc}"
+                )
+                await conn.send(updater.refused(refusal, manifest.version))
+                return
             await conn.send(
                 UpdateResult(outcome=UpdateResult.OUTCOME_INSTALLING, version=manifest.version)
             )

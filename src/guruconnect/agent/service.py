@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from guruconnect.agent.transport import EXIT_REFUSED
+from guruconnect.self_exec import frozen
 
 UNIT_NAME = "guruconnect-agent.service"
 
@@ -41,11 +42,15 @@ class Install:
     def unit_file(self) -> Path:
         return self.unit_dir / UNIT_NAME
 
+    @property
+    def built(self) -> bool:
+        """The agent is a single built file (it updates itself in place)."""
+        return frozen() and self.executable == sys.executable
+
     def command(self) -> list[str]:
         command = [
             self.executable,
-            "-m",
-            "guruconnect",
+            *(() if self.built else ("-m", "guruconnect")),
             "agent",
             "--server",
             self.server,
@@ -80,7 +85,9 @@ class Install:
             "PrivateTmp=yes\n"
             "ProtectSystem=strict\n"
             f"ReadOnlyPaths={self.config_dir}\n"
-            "\n"
+            # Self-update writes the new file beside the running one.
+            + (f"ReadWritePaths={Path(self.executable).parent}\n" if self.built else "")
+            + "\n"
             "[Install]\n"
             "WantedBy=graphical.target\n"
         )

@@ -2,8 +2,9 @@
 
 Steps, each refusing with a reason the relay audits (``agent.update_refused``):
 verify the offer's signature, expiry, platform and version (no rollback); download the
-file *beside* the running one; check size and SHA-256; keep the running file as
-``<file>.previous``; rename the new one over it (atomic on one filesystem); exec it.
+file *beside* the running one (fsync); check size and SHA-256; run ``NEW --version`` and
+expect the signed version; keep the running file as ``<file>.previous`` (a hard link);
+rename the new one over it (atomic on one filesystem); exec it (same PID).
 
 The new process starts on probation (``<file>.update.json`` names a deadline): if it is
 not online by then, it puts ``<file>.previous`` back and execs it; the old version then
@@ -178,7 +179,11 @@ class Updater:
                 "deadline": time.time() + self.probation_seconds,
             },
         )
-        new_file.replace(self.executable)
+        try:
+            new_file.replace(self.executable)
+        except OSError:
+            _state_file(self.executable).unlink(missing_ok=True)
+            raise
         _fsync_dir(self.executable.parent)
 
     def is_rolled_back_version(self, version: str) -> bool:

@@ -31,6 +31,7 @@ class Reason(StrEnum):
     HASH_MISMATCH = "hash_mismatch"
     DOWNLOAD_FAILED = "download_failed"
     DOES_NOT_START = "does_not_start"
+    CANNOT_INSTALL = "cannot_install"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,9 @@ def linux(base_url: str, filename: str, sha256: str) -> str:
             'cd "$(mktemp -d)"',
             f"curl -fsSL -o guruconnect-agent {url}",
             f"echo '{sha256}  guruconnect-agent' | sha256sum -c -",
-            f"sudo install -D -m 0755 guruconnect-agent {binary}",
+            # The service runs as this user and updates its own file: it owns the folder.
+            f'sudo install -D -o "$USER" -m 0755 guruconnect-agent {binary}',
+            f'sudo chown "$USER" {LINUX_DIR}',
             f"(umask 077; printf '%s\\n' '{KEY_PLACEHOLDER}' > agent.key)",
             f'sudo {binary} agent install --server {server} --key-file agent.key --user "$USER"',
             "rm -f agent.key",
