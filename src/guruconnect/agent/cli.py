@@ -72,6 +72,15 @@ def agent(
         bool, typer.Option("--no-windows", help="Show no windows (consent is then denied).")
     ] = False,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ERROR.")] = "INFO",
+    update_probation: Annotated[
+        float,
+        typer.Option(
+            min=5,
+            max=3600,
+            help="Seconds a self-updated version has to come online before the previous "
+            "file is put back.",
+        ),
+    ] = 120.0,
 ) -> None:
     """Run the agent: connect to the relay and serve sessions until stopped."""
     if ctx.invoked_subcommand is not None:
@@ -130,6 +139,7 @@ def agent(
             current_version=build.version,
             platform=system,
             arch=arch,
+            probation_seconds=update_probation,
         )
     config = AgentConfig(
         server=server,
