@@ -20,6 +20,7 @@ from guruconnect.protocol import AuthResult, ClipboardText, Heartbeat, decode, e
 from guruconnect.protocol.close_codes import CloseCode
 from guruconnect.protocol.errors import ProtocolError
 from guruconnect.protocol.planes import VIDEO_TYPES, Plane, inbound_type
+from guruconnect.releases.manifest import ARCHES, PLATFORMS
 from guruconnect.server.auth import secrets_format
 from guruconnect.server.auth.secrets_format import CredentialKind
 from guruconnect.server.db import agent_keys, machines, sessions, support_codes, users
@@ -290,7 +291,9 @@ async def _control(state: AppState, agent: AgentPeer, kind: str, data: bytes) ->
         hub.agent_status_changed(agent)
         first = not agent.agent_version
         agent.agent_version = status.agent_version[:64]
-        agent.platform, agent.arch = status.platform[:32], status.arch[:32]
+        # Only names a release can carry; anything else means "cannot update itself".
+        agent.platform = status.platform if status.platform in PLATFORMS else ""
+        agent.arch = status.arch if status.arch in ARCHES else ""
         if first:
             await hub.offer_update(agent)
     elif kind == "update_result":
