@@ -48,8 +48,7 @@ EXCLUDES = [
     "grpc_tools",
     "uvloop",
     "yaml",
-    "pydantic",
-    "pydantic_core",
+    # (pydantic stays: typer coerces option values with it.)
     "pydantic_settings",
     # zstandard's CFFI backend; the C backend (what it loads first) is kept.
     "zstandard._cffi",

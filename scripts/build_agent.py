@@ -30,8 +30,10 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = ROOT / "packaging" / "linux" / "guruconnect.spec"
-DEFAULT_NAME = "guruconnect-linux-x86_64"
+WINDOWS = sys.platform == "win32"
+# The Windows pieces run on a Windows runner only (.github/workflows/windows-agent.yml).
+SPEC = ROOT / "packaging" / ("windows" if WINDOWS else "linux") / "guruconnect.spec"
+DEFAULT_NAME = "guruconnect-windows-x86_64.exe" if WINDOWS else "guruconnect-linux-x86_64"
 # Nothing in these goes into the agent: the dashboard's files, the wire bundle.
 SKIP_DIRS = {"__pycache__", "static", "templates"}
 
@@ -161,7 +163,7 @@ def main() -> int:
     partial = dist.with_name(dist.name + ".partial")
     shutil.copy2(cached, partial)
     partial.chmod(0o755)
-    partial.replace(dist)
+    os.replace(partial, dist)  # Path.replace too, but spelled as what Windows needs
     say(f"{dist} ({dist.stat().st_size / 1e6:.1f} MB)")
     return 0
 

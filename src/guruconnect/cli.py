@@ -84,6 +84,7 @@ def server(
     port: Annotated[int | None, typer.Option(help="Port (default 3002).")] = None,
 ) -> None:
     """Run the relay server (REST API, WebSockets, dashboard)."""
+    _require_server_libraries()
     from guruconnect.server.config import ConfigError, load_settings
     from guruconnect.server.runner import StartupError, serve
 
@@ -97,7 +98,21 @@ def server(
         raise fail(str(exc), 1) from None
 
 
+def _require_server_libraries() -> None:
+    """The single-file agent leaves the server's libraries out: say so in one line."""
+    try:
+        import fastapi  # noqa: F401
+        import sqlalchemy  # noqa: F401
+    except ImportError:
+        raise fail(
+            "this is the agent build: the server and admin commands are not in it; "
+            "run them from the guruconnect package on the server",
+            2,
+        ) from None
+
+
 def _db_settings() -> DatabaseSettings:
+    _require_server_libraries()
     from guruconnect.server.config import ConfigError, load_database_settings
 
     try:

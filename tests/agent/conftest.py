@@ -225,8 +225,13 @@ def agent_command(xserver: XServer) -> AgentCommand:
 
 @pytest.fixture
 def start_agent(
-    xserver: XServer, tmp_path: Path, agent_command: AgentCommand
+    xserver: XServer, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., AgentProcess]]:
+    # Modules that import this fixture without ``agent_command`` get the venv's agent.
+    try:
+        agent_command: AgentCommand = request.getfixturevalue("agent_command")
+    except pytest.FixtureLookupError:
+        agent_command = AgentCommand((sys.executable, "-m", "guruconnect"), xserver.env, ROOT)
     started: list[AgentProcess] = []
 
     def start(

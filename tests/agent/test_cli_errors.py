@@ -250,3 +250,22 @@ def test_every_exit_code_is_in_the_docs_table() -> None:
 )
 def test_good_server_urls_pass(url: str) -> None:
     assert preflight.check_server_url(url) == url
+
+
+@pytest.mark.parametrize("module", ["os", "guruconnect.server.app", ""])
+def test_run_module_runs_only_the_allowed_module(module: str) -> None:
+    """The hidden ``--run-module`` entry (how the built file starts its Tk windows) is not
+    a way to run arbitrary code: anything but the allowed module is one line and exit 2."""
+    result = subprocess.run(
+        [sys.executable, "-m", "guruconnect", "--run-module", module, "-c", "print('ran')"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=scaled(60),
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "ran" not in result.stdout
+    assert "not a runnable module" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

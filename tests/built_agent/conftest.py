@@ -35,7 +35,15 @@ BUILD_TIMEOUT = 900.0
 
 @pytest.fixture(scope="session")
 def built_agent(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The built agent file, from the build cache when the sources are unchanged."""
+    """The built agent file, from the build cache when the sources are unchanged.
+
+    ``GURUCONNECT_BUILT_AGENT=FILE`` tests that file instead (a release candidate, or a
+    build made by hand); it is not rebuilt."""
+    given = os.environ.get("GURUCONNECT_BUILT_AGENT")
+    if given:
+        if not Path(given).is_file():
+            pytest.fail(f"GURUCONNECT_BUILT_AGENT={given} is not a file", pytrace=False)
+        return Path(given).resolve()
     dist = tmp_path_factory.mktemp("dist") / "guruconnect-linux-x86_64"
     env = {**os.environ, "AGENT_DIST": str(dist)}
     for name in ("AGENT_VERSION", "AGENT_SERVER", "AGENT_RELEASE_KEYS"):

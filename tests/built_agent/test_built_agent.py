@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from guruconnect.agent import preflight
 from guruconnect.version import __version__
+from tests.agent.conftest import XServer
+from tests.agent.test_cli_errors import (  # noqa: F401 - http_404 is a fixture
+    assert_one_line,
+    http_404,
+    unused_display,
+)
 from tests.agent.test_e2e import (  # noqa: F401 - the scenarios and their fixtures
     background,
     relay,
@@ -30,11 +37,14 @@ from tests.timing import scaled
 pytestmark = pytest.mark.timeout(scaled(BUILD_TIMEOUT + 120))
 
 
-def run_built(built_agent: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_built(
+    built_agent: Path, tmp_path: Path, *args: str, display: str | None = None
+) -> subprocess.CompletedProcess[str]:
     home = tmp_path / "home"
+    extra = {"DISPLAY": display} if display else {}
     return subprocess.run(
         [str(built_agent), *args],
-        env=clean_env(home),
+        env=clean_env(home, **extra),
         cwd=home.parent,
         capture_output=True,
         text=True,
@@ -57,3 +67,45 @@ def test_built_file_is_one_self_contained_executable(built_agent: Path, tmp_path
     assert result.returncode == 0, result.stderr
     assert "--server" in result.stdout
     assert "--code" in result.stdout
+
+
+def test_built_file_errors_are_one_line_with_the_documented_code(
+    built_agent: Path,
+    tmp_path: Path,
+    xserver: XServer,
+    http_404: str,  # noqa: F811
+) -> None:
+    """The same one-line errors as the venv's CLI (tests/agent/test_cli_errors.py): the
+    frozen build must not turn any of them into a traceback."""
+    code = ("--code", "ABCDEF")
+    result = run_built(built_agent, tmp_path, "agent", "--server", "127.0.0.1:3002", *code)
+    assert_one_line(result, preflight.EXIT_USAGE, "has no scheme")
+    result = run_built(built_agent, tmp_path, "agent", "--bogus")
+    assert_one_line(result, preflight.EXIT_USAGE, "No such option")
+    result = run_built(built_agent, tmp_path, "agent", "--server", "https://x.example", *code)
+    assert_one_line(result, preflight.EXIT_DISPLAY, "DISPLAY is not set")
+    result = run_built(
+        built_agent,
+        tmp_path,
+        "agent",
+        "--server",
+        "https://x.example",
+        *code,
+        display=unused_display(),
+    )
+    assert_one_line(result, preflight.EXIT_DISPLAY, "cannot open X display")
+    result = run_built(
+        built_agent,
+        tmp_path,
+        "agent",
+        "--server",
+        f"http://{http_404}",
+        *code,
+        "--no-windows",
+        "--h264-encoders",
+        "none",
+        "--log-level",
+        "ERROR",
+        display=xserver.display,
+    )
+    assert_one_line(result, preflight.EXIT_NOT_GURUCONNECT, "not a GuruConnect server")

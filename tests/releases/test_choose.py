@@ -94,13 +94,12 @@ def test_a_built_agents_unit_runs_the_file_and_may_write_its_folder(
 
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "executable", "/opt/guruconnect/guruconnect-agent")
-    unit = Install(
-        server="https://s.example", key="cak_x", user="alice", executable=sys.executable
-    ).unit()
+    unit = Install(server="https://s.example", key="cak_x", user="alice").unit()
     assert "ExecStart=/opt/guruconnect/guruconnect-agent agent --server" in unit
     assert "ReadWritePaths=/opt/guruconnect\n" in unit
     assert "ProtectSystem=strict" in unit
     monkeypatch.setattr(sys, "frozen", False)
-    venv = Install(server="https://s.example", key="cak_x", user="alice", executable="/v/python")
-    assert " -m guruconnect agent " in venv.unit()
-    assert "ReadWritePaths" not in venv.unit()
+    monkeypatch.setattr(sys, "executable", "/v/bin/python")
+    venv = Install(server="https://s.example", key="cak_x", user="alice").unit()
+    assert " -m guruconnect agent " in venv
+    assert "ReadWritePaths" not in venv
