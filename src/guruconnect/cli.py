@@ -150,6 +150,65 @@ def _run_admin(coro: Coroutine[Any, Any, _T]) -> _T:
         raise fail(f"database unavailable: {exc}") from None
 
 
+release_app = typer.Typer(
+    help="Signed agent releases: the key stays on the operator's machine.", no_args_is_help=True
+)
+admin_app.add_typer(release_app, name="release")
+
+
+@release_app.command("keygen")
+def release_keygen(
+    directory: Annotated[Path, typer.Argument(help="Where to write the key pair (offline).")],
+) -> None:
+    """Create the offline release signing key (0600) and its public key for agent builds."""
+    from guruconnect.server import admin
+
+    try:
+        private, public, key_id = admin.release_keygen(directory)
+    except admin.AdminError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot write into {directory}: {exc.strerror}") from None
+    typer.echo(f"private key {private} (keep it offline; never copy it to the server)")
+    typer.echo(f"public key  {public} (build agents with AGENT_RELEASE_KEYS={public})")
+    typer.echo(f"key id      {key_id}")
+
+
+@release_app.command("publish")
+def release_publish(
+    artifact: Annotated[Path, typer.Argument(help="The built agent file.")],
+    version: Annotated[str, typer.Option(help="The version the file was built as.")],
+    key: Annotated[Path, typer.Option(help="The private signing key (from release keygen).")],
+    platform: Annotated[str, typer.Option(help="linux or windows.")] = "linux",
+    arch: Annotated[str, typer.Option(help="x86_64 or arm64.")] = "x86_64",
+    channel: Annotated[str, typer.Option(help="stable or beta.")] = "stable",
+    notes: Annotated[str | None, typer.Option(help="Release notes.")] = None,
+    expires_days: Annotated[
+        int, typer.Option(help="Days the signed manifest stays valid for agents.")
+    ] = 365,
+) -> None:
+    """Sign a release here and store it in the server's data directory and database."""
+    from guruconnect.server import admin
+
+    release = _run_admin(
+        admin.publish_release(
+            _db_settings(),
+            artifact,
+            version=version,
+            platform=platform,
+            arch=arch,
+            channel=channel,
+            notes=notes,
+            key_file=key,
+            expires_days=expires_days,
+        )
+    )
+    typer.echo(
+        f"published {release.filename} ({release.size_bytes} bytes, sha256 {release.sha256}, "
+        f"key {release.key_id}, expires {release.expires_at:%Y-%m-%d})"
+    )
+
+
 @admin_app.command("create-tenant")
 def create_tenant(name: Annotated[str, typer.Argument(help="The tenant's name.")]) -> None:
     """Create a tenant (an isolated set of users and machines)."""

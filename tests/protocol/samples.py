@@ -33,6 +33,8 @@ from guruconnect.protocol import (
     SpecialKey,
     SpecialKeyEvent,
     Tile,
+    UpdateAvailable,
+    UpdateResult,
     VideoFrame,
     ViewerHello,
 )
@@ -122,4 +124,8 @@ SAMPLES: dict[str, PayloadMessage] = {
     "heartbeat": Heartbeat(sent_at_ms=2**63 + 5, reply=True),
     "disconnect": Disconnect(reason="bye", code=1000),
     "error": Error(code=4403, message="not allowed"),
+    "update_available": UpdateAvailable(manifest=b'{"type":"x"}', signature="c2ln"),
+    "update_result": UpdateResult(
+        outcome=UpdateResult.OUTCOME_REFUSED, version="9.9", reason="bad_signature", detail="x"
+    ),
 }

@@ -55,6 +55,8 @@ HEADERS = {
     "heartbeat": b"\x92\x03",  # 50
     "disconnect": b"\x9a\x03",  # 51
     "error": b"\xa2\x03",  # 52
+    "update_available": b"\xe2\x03",  # 60
+    "update_result": b"\xea\x03",  # 61
 }
 HEARTBEAT = b"\x92\x03\x00"  # an empty heartbeat: field 50, length 0
 EIGHT = b"\x00" * 8

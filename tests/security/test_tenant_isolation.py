@@ -53,6 +53,9 @@ async def _tenant_b(relay: Relay) -> tuple[dict[str, str], AgentClient, str]:
         b_tech = next(
             u for u in (await api._call("GET", "/api/users")) if u["username"] == "b-tech"
         )
+        policy = await api._call(
+            "PUT", "/api/update-policies", json={"machine_id": machine_id, "paused": True}
+        )
     finally:
         await api.aclose()
     ids = {
@@ -60,6 +63,7 @@ async def _tenant_b(relay: Relay) -> tuple[dict[str, str], AgentClient, str]:
         "key_id": str(key["id"]),
         "machine_id": machine_id,
         "session_id": str(session["id"]),
+        "policy_id": str(policy["id"]),
     }
     del user_id
     return ids, agent, str(code["code"])
@@ -116,6 +120,8 @@ async def test_no_route_reaches_another_tenants_ids(relay: Relay, admin_api: Api
                 assert machine["online"] is True
                 session = await b_api._call("GET", f"/api/sessions/{b_ids['session_id']}")
                 assert session["ended_at"] is None
+                policies = await b_api._call("GET", "/api/update-policies")
+                assert [p["id"] for p in policies] == [b_ids["policy_id"]]
             finally:
                 await b_api.aclose()
 

@@ -47,6 +47,7 @@ TABLES = {
     "support_codes",
     "releases",
     "auth_tokens",
+    "update_policies",
     "viewer_tickets",
 }
 

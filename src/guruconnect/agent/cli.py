@@ -86,6 +86,15 @@ def agent(
             help="Do NOT check the relay's certificate (testing only; warns at every start).",
         ),
     ] = False,
+    update_probation: Annotated[
+        float,
+        typer.Option(
+            min=5,
+            max=3600,
+            help="Seconds a self-updated version has to come online before the previous "
+            "file is put back.",
+        ),
+    ] = 120.0,
 ) -> None:
     """Run the agent: connect to the relay and serve sessions until stopped."""
     if ctx.invoked_subcommand is not None:
@@ -127,6 +136,8 @@ def agent(
 
     from guruconnect.agent.runner import Agent, AgentConfig
     from guruconnect.agent.tls import TlsSetupError, client_context
+    from guruconnect.agent.trust import built_executable, release_keys, this_platform
+    from guruconnect.agent.updater import Updater
     from guruconnect.server.log_setup import configure
 
     configure(log_level.upper(), "auto")
@@ -134,6 +145,22 @@ def agent(
         tls = client_context(ca_file, insecure=insecure_skip_tls_verify)
     except TlsSetupError as exc:
         raise typer.BadParameter(str(exc), param_hint="--ca-file") from None
+
+    build = build_info.load()
+    executable = built_executable()
+    updater = None
+    # Only a built file updates itself, and never a support-code agent (it runs once).
+    if executable is not None and build.version is not None and code is None:
+        system, arch = this_platform()
+        updater = Updater(
+            server=server,
+            executable=executable,
+            keys=release_keys(build.release_keys),
+            current_version=build.version,
+            platform=system,
+            arch=arch,
+            probation_seconds=update_probation,
+        )
     config = AgentConfig(
         server=server,
         key=agent_key,
@@ -146,6 +173,7 @@ def agent(
         unattended=unattended,
         desktop_ui=not no_windows,
         tls=tls,
+        updater=updater,
     )
     runner = Agent(config)
     try:

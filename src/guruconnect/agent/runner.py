@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import json
 import platform
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ssl import SSLContext
@@ -30,6 +32,7 @@ from guruconnect.agent.preflight import first_connect_error
 from guruconnect.agent.stream import CaptureWorker, Streamer
 from guruconnect.agent.tls import untrusted_certificate
 from guruconnect.agent.transport import EXIT_OK, EXIT_REFUSED, AgentExit, Backoff, fatal_refusal
+from guruconnect.agent.updater import Updater
 from guruconnect.client import AgentClient, ClientError, Refused
 from guruconnect.protocol import (
     AgentStatus,
@@ -45,9 +48,12 @@ from guruconnect.protocol import (
     SessionRequest,
     SessionResponse,
     SessionState,
+    UpdateAvailable,
+    UpdateResult,
     payload,
 )
 from guruconnect.protocol import keys as keytable
+from guruconnect.releases.decision import Ignore, Reason, Refuse
 from guruconnect.version import build_info
 
 log = structlog.get_logger(__name__)
@@ -80,6 +86,8 @@ class AgentConfig:
     max_rate_kbps: int = 8000
     #: TLS for ``wss://`` relays (see agent/tls.py); None: the system's CA store.
     tls: SSLContext | None = None
+    #: Installs signed releases the relay offers (None: this agent never updates itself).
+    updater: Updater | None = None
 
 
 @dataclass
@@ -133,6 +141,8 @@ class Agent:
         self._conn: AgentClient | None = None
         self._displays: list[DisplayInfo] = []
         self._background: set[asyncio.Task[None]] = set()
+        self._updating = False
+        self._watchdog: asyncio.Task[None] | None = None
         self.connections = 0
         #: Why ``run`` returned, once it has.
         self.stopped: AgentExit | None = None
@@ -149,6 +159,7 @@ class Agent:
         found = await asyncio.to_thread(h264.probe, *(() if order is None else (order,)))
         self.h264 = found[0] if found else None
         log.info("video encoders", h264=self.h264 or "none", probed=found)
+        self._watchdog = self._start_probation()
         try:
             while True:
                 try:
@@ -204,6 +215,7 @@ class Agent:
         self._conn = conn
         self.connections += 1
         log.info("connected", machine_id=conn.auth.machine_id)
+        await self._report_update(conn)
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
@@ -264,6 +276,85 @@ class Agent:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
+    # -- self-update ---------------------------------------------------------------------
+
+    def _start_probation(self) -> asyncio.Task[None] | None:
+        """A freshly updated agent that is not online by the deadline rolls back."""
+        updater = self.config.updater
+        state = updater.probation() if updater else None
+        if updater is None or state is None:
+            return None
+        deadline = state.get("deadline")
+        remaining = float(deadline) - time.time() if isinstance(deadline, int | float) else 0.0
+
+        async def watch() -> None:
+            await asyncio.sleep(max(0.0, remaining))
+            if updater.probation() is not None:
+                updater.rollback(f"not online within {updater.probation_seconds:.0f} s")
+                assert updater.executable is not None
+                updater.restart(updater.executable)
+
+        log.info("new version on probation", seconds=round(max(0.0, remaining), 1))
+        return asyncio.create_task(watch(), name="update-probation")
+
+    async def _report_update(self, conn: AgentClient) -> None:
+        updater = self.config.updater
+        if updater is None:
+            return
+        for result in (updater.confirm(), updater.rolled_back_report()):
+            if result is not None:
+                if self._watchdog is not None and result.outcome == UpdateResult.OUTCOME_INSTALLED:
+                    self._watchdog.cancel()
+                await conn.send(result)
+
+    async def _update(self, conn: AgentClient, offer: UpdateAvailable) -> None:
+        updater = self.config.updater
+        if updater is None or self._updating:
+            return
+        decision = updater.judge(offer)
+        claimed = _claimed_version(offer.manifest)
+        if isinstance(decision, Ignore):
+            return
+        if isinstance(decision, Refuse):
+            await conn.send(updater.refused(decision, claimed))
+            return
+        manifest = decision.manifest
+        if updater.executable is None:
+            log.info("a newer release exists; update this agent with its package", version=claimed)
+            return
+        if updater.is_rolled_back_version(manifest.version):
+            log.info("update skipped: this version was rolled back", version=manifest.version)
+            return
+        self._updating = True
+        try:
+            log.info("downloading update", version=manifest.version)
+            result = await asyncio.to_thread(updater.download, manifest)
+            if isinstance(result, Refuse):
+                await conn.send(updater.refused(result, manifest.version))
+                return
+            if self.session is not None:  # never restart under a technician's session
+                result.unlink(missing_ok=True)
+                log.info("update deferred: a session is open", version=manifest.version)
+                return
+            try:
+                await asyncio.to_thread(updater.swap, result, manifest)
+            except OSError as exc:  # e.g. a read-only install directory
+                result.unlink(missing_ok=True)
+                refusal = Refuse(
+                    Reason.CANNOT_INSTALL, f"cannot replace {updater.executable}: {exc}"
+                )
+                await conn.send(updater.refused(refusal, manifest.version))
+                return
+            await conn.send(
+                UpdateResult(outcome=UpdateResult.OUTCOME_INSTALLING, version=manifest.version)
+            )
+            log.info("update installed; restarting", version=manifest.version)
+            with contextlib.suppress(Exception):
+                await conn.close()
+            updater.restart(updater.executable)
+        finally:
+            self._updating = False
+
     def _status(self, displays: list[DisplayInfo]) -> AgentStatus:
         policy = (
             ConsentPolicy.CONSENT_POLICY_UNATTENDED
@@ -280,6 +371,8 @@ class Agent:
             else [Codec.CODEC_RAW_ZSTD],
             consent_policy=policy,
             user_name=_user_name(),
+            platform=self.config.updater.platform if self.config.updater else "",
+            arch=self.config.updater.arch if self.config.updater else "",
         )
 
     # -- messages from the relay ----------------------------------------------------------
@@ -313,6 +406,10 @@ class Agent:
         elif kind == "clipboard":
             if session is not None and session.allowed and self._controls(session):
                 self.desktop.set_clipboard(envelope.clipboard.text)
+        elif kind == "update_available":
+            task = asyncio.create_task(self._update(conn, envelope.update_available))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         elif kind == "disconnect":
             log.info("relay says goodbye", reason=envelope.disconnect.reason)
         else:
@@ -544,6 +641,15 @@ async def _cancel(task: asyncio.Task[None] | None) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
+
+
+def _claimed_version(manifest: bytes) -> str:
+    """The version an offer claims, for the log and the audit only (maybe unsigned)."""
+    try:
+        version = json.loads(manifest).get("version", "")
+    except (ValueError, AttributeError):
+        return ""
+    return version[:64] if isinstance(version, str) else ""
 
 
 def _os_name() -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
 from guruconnect.agent.transport import EXIT_REFUSED
-from guruconnect.self_exec import cli_command
+from guruconnect.self_exec import cli_command, frozen
 
 UNIT_NAME = "guruconnect-agent.service"
 WINDOWS_SERVICE_NAME = "GuruConnectAgent"
@@ -46,6 +46,8 @@ class ServiceDefinition:
     restart_seconds: int = 5
     #: Paths the service only reads (systemd makes the rest of the system read-only).
     read_only_paths: tuple[str, ...] = ()
+    #: Paths it may write (a built agent's own folder: self-update replaces the file).
+    read_write_paths: tuple[str, ...] = ()
 
 
 def agent_command(
@@ -65,6 +67,7 @@ def systemd_unit(service: ServiceDefinition) -> str:
     )
     user = f"User={service.user}\n" if service.user else ""
     read_only = "".join(f"ReadOnlyPaths={p}\n" for p in service.read_only_paths)
+    read_only += "".join(f"ReadWritePaths={p}\n" for p in service.read_write_paths)
     no_restart = " ".join(str(code) for code in service.no_restart_exit_codes)
     return (
         "[Unit]\n"
@@ -228,6 +231,8 @@ class Install:
             user=self.user,
             environment=environment,
             read_only_paths=(str(self.config_dir),),
+            # A built agent updates its own file in place.
+            read_write_paths=(str(Path(sys.executable).parent),) if frozen() else (),
         )
 
     def unit(self) -> str:

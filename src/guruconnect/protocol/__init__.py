@@ -56,6 +56,8 @@ from guruconnect.protocol.guruconnect_pb2 import (
     SpecialKey,
     SpecialKeyEvent,
     Tile,
+    UpdateAvailable,
+    UpdateResult,
     VideoFrame,
     ViewerHello,
 )
@@ -116,6 +118,8 @@ __all__ = [
     "SpecialKey",
     "SpecialKeyEvent",
     "Tile",
+    "UpdateAvailable",
+    "UpdateResult",
     "VideoFrame",
     "ViewerHello",
     "decode",

@@ -35,6 +35,8 @@ from guruconnect.protocol.guruconnect_pb2 import (
     SessionResponse,
     SessionState,
     SpecialKeyEvent,
+    UpdateAvailable,
+    UpdateResult,
     VideoFrame,
     ViewerHello,
 )
@@ -81,6 +83,8 @@ PayloadMessage: TypeAlias = (
     | Heartbeat
     | Disconnect
     | Error
+    | UpdateAvailable
+    | UpdateResult
 )
 
 #: Today an envelope has two top-level fields (seq, payload). The cap leaves room for

@@ -67,7 +67,7 @@ SPECIAL_KEY_CTRL_ESC: SpecialKey
 SPECIAL_KEY_LOCK_WORKSTATION: SpecialKey
 
 class Envelope(_message.Message):
-    __slots__ = ("seq", "agent_hello", "auth_result", "agent_status", "session_request", "session_response", "session_state", "viewer_hello", "video_frame", "cursor_shape", "cursor_position", "keyframe_request", "mouse_event", "key_event", "special_key", "consent_request", "consent_response", "chat", "clipboard", "display_list", "display_switch", "control_request", "heartbeat", "disconnect", "error")
+    __slots__ = ("seq", "agent_hello", "auth_result", "agent_status", "session_request", "session_response", "session_state", "viewer_hello", "video_frame", "cursor_shape", "cursor_position", "keyframe_request", "mouse_event", "key_event", "special_key", "consent_request", "consent_response", "chat", "clipboard", "display_list", "display_switch", "control_request", "heartbeat", "disconnect", "error", "update_available", "update_result")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     AGENT_HELLO_FIELD_NUMBER: _ClassVar[int]
     AUTH_RESULT_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +93,8 @@ class Envelope(_message.Message):
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     DISCONNECT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_RESULT_FIELD_NUMBER: _ClassVar[int]
     seq: int
     agent_hello: AgentHello
     auth_result: AuthResult
@@ -118,7 +120,9 @@ class Envelope(_message.Message):
     heartbeat: Heartbeat
     disconnect: Disconnect
     error: Error
-    def __init__(self, seq: _Optional[int] = ..., agent_hello: _Optional[_Union[AgentHello, _Mapping]] = ..., auth_result: _Optional[_Union[AuthResult, _Mapping]] = ..., agent_status: _Optional[_Union[AgentStatus, _Mapping]] = ..., session_request: _Optional[_Union[SessionRequest, _Mapping]] = ..., session_response: _Optional[_Union[SessionResponse, _Mapping]] = ..., session_state: _Optional[_Union[SessionState, _Mapping]] = ..., viewer_hello: _Optional[_Union[ViewerHello, _Mapping]] = ..., video_frame: _Optional[_Union[VideoFrame, _Mapping]] = ..., cursor_shape: _Optional[_Union[CursorShape, _Mapping]] = ..., cursor_position: _Optional[_Union[CursorPosition, _Mapping]] = ..., keyframe_request: _Optional[_Union[KeyframeRequest, _Mapping]] = ..., mouse_event: _Optional[_Union[MouseEvent, _Mapping]] = ..., key_event: _Optional[_Union[KeyEvent, _Mapping]] = ..., special_key: _Optional[_Union[SpecialKeyEvent, _Mapping]] = ..., consent_request: _Optional[_Union[ConsentRequest, _Mapping]] = ..., consent_response: _Optional[_Union[ConsentResponse, _Mapping]] = ..., chat: _Optional[_Union[ChatMessage, _Mapping]] = ..., clipboard: _Optional[_Union[ClipboardText, _Mapping]] = ..., display_list: _Optional[_Union[DisplayList, _Mapping]] = ..., display_switch: _Optional[_Union[DisplaySwitch, _Mapping]] = ..., control_request: _Optional[_Union[ControlRequest, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., disconnect: _Optional[_Union[Disconnect, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+    update_available: UpdateAvailable
+    update_result: UpdateResult
+    def __init__(self, seq: _Optional[int] = ..., agent_hello: _Optional[_Union[AgentHello, _Mapping]] = ..., auth_result: _Optional[_Union[AuthResult, _Mapping]] = ..., agent_status: _Optional[_Union[AgentStatus, _Mapping]] = ..., session_request: _Optional[_Union[SessionRequest, _Mapping]] = ..., session_response: _Optional[_Union[SessionResponse, _Mapping]] = ..., session_state: _Optional[_Union[SessionState, _Mapping]] = ..., viewer_hello: _Optional[_Union[ViewerHello, _Mapping]] = ..., video_frame: _Optional[_Union[VideoFrame, _Mapping]] = ..., cursor_shape: _Optional[_Union[CursorShape, _Mapping]] = ..., cursor_position: _Optional[_Union[CursorPosition, _Mapping]] = ..., keyframe_request: _Optional[_Union[KeyframeRequest, _Mapping]] = ..., mouse_event: _Optional[_Union[MouseEvent, _Mapping]] = ..., key_event: _Optional[_Union[KeyEvent, _Mapping]] = ..., special_key: _Optional[_Union[SpecialKeyEvent, _Mapping]] = ..., consent_request: _Optional[_Union[ConsentRequest, _Mapping]] = ..., consent_response: _Optional[_Union[ConsentResponse, _Mapping]] = ..., chat: _Optional[_Union[ChatMessage, _Mapping]] = ..., clipboard: _Optional[_Union[ClipboardText, _Mapping]] = ..., display_list: _Optional[_Union[DisplayList, _Mapping]] = ..., display_switch: _Optional[_Union[DisplaySwitch, _Mapping]] = ..., control_request: _Optional[_Union[ControlRequest, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., disconnect: _Optional[_Union[Disconnect, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., update_available: _Optional[_Union[UpdateAvailable, _Mapping]] = ..., update_result: _Optional[_Union[UpdateResult, _Mapping]] = ...) -> None: ...
 
 class AgentHello(_message.Message):
     __slots__ = ("agent_key", "support_code", "agent_version", "hostname", "os")
@@ -167,7 +171,7 @@ class Display(_message.Message):
     def __init__(self, id: _Optional[int] = ..., x: _Optional[int] = ..., y: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., primary: _Optional[bool] = ..., name: _Optional[str] = ...) -> None: ...
 
 class AgentStatus(_message.Message):
-    __slots__ = ("hostname", "os", "agent_version", "displays", "encoders", "consent_policy", "user_name")
+    __slots__ = ("hostname", "os", "agent_version", "displays", "encoders", "consent_policy", "user_name", "platform", "arch")
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     OS_FIELD_NUMBER: _ClassVar[int]
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -175,6 +179,8 @@ class AgentStatus(_message.Message):
     ENCODERS_FIELD_NUMBER: _ClassVar[int]
     CONSENT_POLICY_FIELD_NUMBER: _ClassVar[int]
     USER_NAME_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FIELD_NUMBER: _ClassVar[int]
+    ARCH_FIELD_NUMBER: _ClassVar[int]
     hostname: str
     os: str
     agent_version: str
@@ -182,7 +188,9 @@ class AgentStatus(_message.Message):
     encoders: _containers.RepeatedScalarFieldContainer[Codec]
     consent_policy: ConsentPolicy
     user_name: str
-    def __init__(self, hostname: _Optional[str] = ..., os: _Optional[str] = ..., agent_version: _Optional[str] = ..., displays: _Optional[_Iterable[_Union[Display, _Mapping]]] = ..., encoders: _Optional[_Iterable[_Union[Codec, str]]] = ..., consent_policy: _Optional[_Union[ConsentPolicy, str]] = ..., user_name: _Optional[str] = ...) -> None: ...
+    platform: str
+    arch: str
+    def __init__(self, hostname: _Optional[str] = ..., os: _Optional[str] = ..., agent_version: _Optional[str] = ..., displays: _Optional[_Iterable[_Union[Display, _Mapping]]] = ..., encoders: _Optional[_Iterable[_Union[Codec, str]]] = ..., consent_policy: _Optional[_Union[ConsentPolicy, str]] = ..., user_name: _Optional[str] = ..., platform: _Optional[str] = ..., arch: _Optional[str] = ...) -> None: ...
 
 class SessionRequest(_message.Message):
     __slots__ = ("session_id", "technician", "scope", "codecs", "consent_required")
@@ -445,3 +453,35 @@ class Error(_message.Message):
     code: int
     message: str
     def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class UpdateAvailable(_message.Message):
+    __slots__ = ("manifest", "signature")
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    manifest: bytes
+    signature: str
+    def __init__(self, manifest: _Optional[bytes] = ..., signature: _Optional[str] = ...) -> None: ...
+
+class UpdateResult(_message.Message):
+    __slots__ = ("outcome", "version", "reason", "detail")
+    class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        OUTCOME_UNSPECIFIED: _ClassVar[UpdateResult.Outcome]
+        OUTCOME_REFUSED: _ClassVar[UpdateResult.Outcome]
+        OUTCOME_INSTALLING: _ClassVar[UpdateResult.Outcome]
+        OUTCOME_ROLLED_BACK: _ClassVar[UpdateResult.Outcome]
+        OUTCOME_INSTALLED: _ClassVar[UpdateResult.Outcome]
+    OUTCOME_UNSPECIFIED: UpdateResult.Outcome
+    OUTCOME_REFUSED: UpdateResult.Outcome
+    OUTCOME_INSTALLING: UpdateResult.Outcome
+    OUTCOME_ROLLED_BACK: UpdateResult.Outcome
+    OUTCOME_INSTALLED: UpdateResult.Outcome
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    outcome: UpdateResult.Outcome
+    version: str
+    reason: str
+    detail: str
+    def __init__(self, outcome: _Optional[_Union[UpdateResult.Outcome, str]] = ..., version: _Optional[str] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...

@@ -51,6 +51,7 @@ AGENT_SENDS: Final = frozenset(
         "display_list",
         "heartbeat",
         "disconnect",
+        "update_result",
     }
 )
 
@@ -72,6 +73,8 @@ RELAY_TO_AGENT: Final = frozenset(
         "heartbeat",
         "disconnect",
         "error",
+        # A signed release the agent may install (it verifies the signature itself).
+        "update_available",
     }
 )
 

@@ -8,25 +8,30 @@ happened).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import secrets
+import shutil
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextlib import closing as contextlib_closing
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from guruconnect.releases import manifest as manifest_format
 from guruconnect.server.auth import secrets_format
 from guruconnect.server.auth.passwords import Passwords
 from guruconnect.server.auth.permissions import TECHNICIAN_DEFAULTS, Role
 from guruconnect.server.config import DatabaseSettings
-from guruconnect.server.db import agent_keys, events, machines, tenants, users
+from guruconnect.server.db import agent_keys, events, machines, releases, tenants, users
 from guruconnect.server.db.engine import create_engine, migrate
 from guruconnect.server.db.events import Event
 from guruconnect.server.db.schema import users as users_table
+from guruconnect.server.db.types import utcnow
 from guruconnect.server.db.users import User
 from guruconnect.server.instance import InstanceLock, lock_files, sqlite_path
 
@@ -301,3 +306,130 @@ def _copy_sqlite(source: Path, target: Path, *, in_place: bool = False) -> None:
         if not in_place:
             destination.unlink(missing_ok=True)
         raise AdminError(f"copying {source} to {target} failed: {exc}") from None
+
+
+# -- releases ---------------------------------------------------------------------------
+
+
+def release_keygen(directory: Path) -> tuple[Path, Path, str]:
+    """Write a new release signing key pair into ``directory`` (kept off the server).
+
+    Returns the private key file (0600), the public key file and the key's id. Refuses to
+    overwrite either file: losing a signing key is worse than an error.
+    """
+    private_path = directory / "release-signing.key"
+    public_path = directory / "release-signing.pub.pem"
+    for path in (private_path, public_path):
+        if path.exists():
+            raise AdminError(f"{path} exists already; refusing to overwrite a key")
+    key = manifest_format.new_private_key()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(manifest_format.private_pem(key))
+    fd = os.open(public_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(manifest_format.public_pem(key.public_key()))
+    return private_path, public_path, manifest_format.key_id(key.public_key())
+
+
+def _sha256_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+async def publish_release(
+    settings: DatabaseSettings,
+    artifact: Path,
+    *,
+    version: str,
+    platform: str,
+    arch: str,
+    channel: str = "stable",
+    notes: str | None = None,
+    key_file: Path,
+    expires_days: int = 365,
+) -> releases.Release:
+    """Sign ``artifact``'s manifest with the offline key, copy it under the data directory's
+    ``releases/`` and record it. Run where the key is (the operator's machine), against the
+    server's database and data directory."""
+    try:
+        key = manifest_format.load_private_key(await asyncio.to_thread(key_file.read_bytes))
+    except OSError as exc:
+        raise AdminError(f"cannot read the signing key {key_file}: {exc.strerror}") from None
+    except manifest_format.ManifestError as exc:
+        raise AdminError(f"{key_file}: {exc}") from None
+    if not 1 <= expires_days <= 3650:
+        raise AdminError("--expires-days is 1 to 3650")
+    try:
+        sha256, size = await asyncio.to_thread(_sha256_file, artifact)
+    except OSError as exc:
+        raise AdminError(f"cannot read {artifact}: {exc.strerror}") from None
+    suffix = ".exe" if platform == "windows" else ""
+    manifest = manifest_format.Manifest(
+        version=version,
+        platform=platform,
+        arch=arch,
+        size=size,
+        sha256=sha256,
+        channel=channel,
+        filename=f"guruconnect-agent-{version}-{platform}-{arch}{suffix}",
+        expires_at=(utcnow() + timedelta(days=expires_days)).replace(microsecond=0),
+    )
+    try:
+        manifest.validate()
+    except manifest_format.ManifestError as exc:
+        raise AdminError(str(exc)) from None
+    document = manifest.encode()
+    signature = manifest_format.sign(document, key)
+    target_dir = settings.home / "releases"
+    target = target_dir / manifest.filename
+    async with _database(settings) as engine, engine.begin() as conn:
+        if await releases.exists(conn, version=version, platform=platform, arch=arch):
+            raise AdminError(f"release {version} for {platform}/{arch} exists already")
+        await asyncio.to_thread(_install_artifact, artifact, target)
+        release = await releases.create(
+            conn,
+            version=version,
+            platform=platform,
+            arch=arch,
+            channel=channel,
+            filename=manifest.filename,
+            sha256=sha256,
+            size_bytes=size,
+            notes=notes,
+            manifest=document.decode(),
+            signature=signature,
+            key_id=manifest_format.key_id(key.public_key()),
+            expires_at=manifest.expires_at,
+        )
+        await events.append(
+            conn,
+            Event(
+                "release.published",
+                actor="cli",
+                detail={
+                    "version": version,
+                    "platform": platform,
+                    "arch": arch,
+                    "channel": channel,
+                    "sha256": sha256,
+                    "key_id": release.key_id,
+                },
+            ),
+        )
+    return release
+
+
+def _install_artifact(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.copyfile(source, partial)
+    with partial.open("rb") as handle:
+        os.fsync(handle.fileno())
+    partial.replace(target)

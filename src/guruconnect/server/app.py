@@ -20,6 +20,7 @@ from guruconnect.server.api import (
     health,
     machines,
     ops,
+    releases,
     sessions,
     support_codes,
     users,
@@ -150,6 +151,7 @@ def create_app(settings: Settings, *, instance_lock: InstanceLock | None = None)
     app.include_router(machines.router)
     app.include_router(sessions.router)
     app.include_router(events.router)
+    app.include_router(releases.router)
     app.include_router(relay_router)
     web_routes.mount(app)
     # Last added runs first: headers on everything, then the access log, then the catch-all.

@@ -265,5 +265,28 @@ releases = Table(
     Column("notes", Text()),
     _created(),
     Column("deleted_at", UTCDateTime()),
+    # The operator's signed manifest, verbatim, and its Ed25519 signature (base64). The
+    # server stores and relays them; it holds no key that could make new ones.
+    Column("manifest", Text()),
+    Column("signature", String(128)),
+    Column("key_id", String(16)),
+    Column("expires_at", UTCDateTime()),
     UniqueConstraint("version", "platform", "arch"),
+    UniqueConstraint("filename"),
+)
+
+update_policies = Table(
+    "update_policies",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    _tenant_fk(),
+    # At most one of: one machine, every machine of one client; neither: the whole tenant.
+    Column("machine_id", Uuid(), ForeignKey("machines.id", ondelete="CASCADE")),
+    Column("client_name", String(255)),
+    # Offer nothing newer than this version (None: the newest release).
+    Column("pinned_version", String(64)),
+    Column("paused", Boolean(), nullable=False, default=False, server_default=false()),
+    _created(),
+    CheckConstraint("machine_id IS NULL OR client_name IS NULL", name="machine_or_client"),
+    UniqueConstraint("tenant_id", "machine_id", "client_name"),
 )

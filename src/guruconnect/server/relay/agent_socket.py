@@ -20,6 +20,7 @@ from guruconnect.protocol import AuthResult, ClipboardText, Heartbeat, decode, e
 from guruconnect.protocol.close_codes import CloseCode
 from guruconnect.protocol.errors import ProtocolError
 from guruconnect.protocol.planes import VIDEO_TYPES, Plane, inbound_type
+from guruconnect.releases.manifest import ARCHES, PLATFORMS
 from guruconnect.server.auth import secrets_format
 from guruconnect.server.auth.secrets_format import CredentialKind
 from guruconnect.server.db import agent_keys, machines, sessions, support_codes, users
@@ -330,6 +331,15 @@ async def _control(state: AppState, agent: AgentPeer, kind: str, data: bytes) ->
         agent.user_name = status.user_name[:100]
         await _store_status(state, agent, status.hostname, status.os, status.agent_version)
         hub.agent_status_changed(agent)
+        first = not agent.agent_version
+        agent.agent_version = status.agent_version[:64]
+        # Only names a release can carry; anything else means "cannot update itself".
+        agent.platform = status.platform if status.platform in PLATFORMS else ""
+        agent.arch = status.arch if status.arch in ARCHES else ""
+        if first:
+            await hub.offer_update(agent)
+    elif kind == "update_result":
+        await hub.update_result(agent, decode(data).update_result)
     elif kind == "consent_response":
         answer = decode(data).consent_response
         await hub.consent_answer(agent, answer.session_id, answer.granted, answer.reason)

@@ -30,6 +30,8 @@ from guruconnect.protocol import (
     Scope,
     SessionRequest,
     SessionState,
+    UpdateAvailable,
+    UpdateResult,
     decode,
     encode,
 )
@@ -39,7 +41,7 @@ from guruconnect.protocol.planes import INPUT_TYPES
 from guruconnect.server.audit import AuditLog
 from guruconnect.server.auth.permissions import effective_permissions, for_scope
 from guruconnect.server.config import Settings
-from guruconnect.server.db import auth_tokens, machines, sessions, users
+from guruconnect.server.db import auth_tokens, machines, releases, sessions, users
 from guruconnect.server.db.events import Event
 from guruconnect.server.metrics import Metrics
 from guruconnect.server.relay.peers import AgentPeer, ViewerPeer
@@ -229,6 +231,80 @@ class Hub:
         if live is not None:
             self._renegotiate(live)
             self._broadcast_state(live)
+
+    # -- updates --------------------------------------------------------------------------
+
+    async def offer_update(self, agent: AgentPeer) -> bool:
+        """Send the agent the release its update policy allows, if newer than what it runs.
+
+        The offer is the operator's signed manifest, forwarded as stored: the relay cannot
+        make one the agent accepts. Support-code agents are never offered updates.
+        """
+        if not agent.platform or agent.support_session_id is not None:
+            return False
+        try:
+            async with self._engine.connect() as conn:
+                machine = await machines.get_any_tenant(conn, agent.machine_id)
+                policy = await releases.effective_policy(
+                    conn,
+                    agent.tenant_id,
+                    agent.machine_id,
+                    machine.client_name if machine else None,
+                )
+                available = await releases.candidates(
+                    conn, platform=agent.platform, arch=agent.arch
+                )
+        except Exception:
+            log.exception("update offer lookup failed", machine_id=str(agent.machine_id))
+            return False
+        chosen = releases.choose(available, policy, agent.agent_version)
+        if chosen is None or chosen.manifest is None or chosen.signature is None:
+            return False
+        log.info(
+            "offering update",
+            machine_id=str(agent.machine_id),
+            version=chosen.version,
+            running=agent.agent_version,
+        )
+        agent.peer.send(
+            encode(UpdateAvailable(manifest=chosen.manifest.encode(), signature=chosen.signature))
+        )
+        return True
+
+    async def offer_updates(self, tenant_id: uuid.UUID) -> int:
+        """Offer updates to every connected agent of a tenant (after a publish or a policy
+        change); returns how many were offered one."""
+        offered = 0
+        for agent in list(self.agents.values()):
+            if agent.tenant_id == tenant_id and await self.offer_update(agent):
+                offered += 1
+        return offered
+
+    async def update_result(self, agent: AgentPeer, result: UpdateResult) -> None:
+        names = {
+            UpdateResult.OUTCOME_REFUSED: "agent.update_refused",
+            UpdateResult.OUTCOME_INSTALLING: "agent.update_installing",
+            UpdateResult.OUTCOME_ROLLED_BACK: "agent.update_rolled_back",
+            UpdateResult.OUTCOME_INSTALLED: "agent.updated",
+        }
+        event_type = names.get(result.outcome)
+        if event_type is None:
+            return
+        await self.audit(
+            Event(
+                event_type,
+                tenant_id=agent.tenant_id,
+                machine_id=agent.machine_id,
+                actor=agent.machine_name[:255],
+                source_address=agent.peer.source,
+                detail={
+                    "version": result.version[:64],
+                    "reason": result.reason[:64],
+                    "detail": result.detail[:500],
+                    "running": agent.agent_version,
+                },
+            )
+        )
 
     # -- sessions -------------------------------------------------------------------------
 

@@ -187,6 +187,10 @@ class AgentPeer:
     stored_status: tuple[str, str, str] | None = None
     #: The agent's chat rate (set when it connects).
     chat: ChatThrottle | None = None
+    #: From AgentStatus: what the agent's own file is, for update offers ("" : unknown).
+    agent_version: str = ""
+    platform: str = ""
+    arch: str = ""
 
 
 @dataclass(eq=False)

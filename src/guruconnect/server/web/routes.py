@@ -32,6 +32,7 @@ DASHBOARD_PATHS = (
     "/support-codes",
     "/agent-keys",
     "/users",
+    "/updates",
     "/audit",
 )
 

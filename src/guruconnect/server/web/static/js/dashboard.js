@@ -7,6 +7,7 @@ import * as login from "./pages/login.js";
 import * as machines from "./pages/machines.js";
 import * as sessions from "./pages/sessions.js";
 import * as supportCodes from "./pages/support-codes.js";
+import * as updates from "./pages/updates.js";
 import * as users from "./pages/users.js";
 
 const VIEWS = [
@@ -15,6 +16,7 @@ const VIEWS = [
   { path: "/support-codes", title: "Support codes", page: supportCodes, allowed: (me) => can(me, "support_codes.create") },
   { path: "/agent-keys", title: "Agent keys", page: agentKeys, allowed: (me) => can(me, "agent_keys.manage") },
   { path: "/users", title: "Users", page: users, allowed: (me) => me.role === "admin" },
+  { path: "/updates", title: "Updates", page: updates, allowed: (me) => me.role === "admin" },
   { path: "/audit", title: "Audit log", page: audit, allowed: (me) => can(me, "audit.read") },
 ];
 

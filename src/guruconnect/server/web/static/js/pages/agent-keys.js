@@ -3,19 +3,41 @@
 import { api } from "../api.js";
 import { confirmButton, h, replace, table, when } from "../dom.js";
 
-// The key goes in the environment, not on the command line, where ps would show it.
-// The server is the configured public URL when there is one (behind a proxy the page's own
-// origin is right too, but the operator's URL is what agents must use).
-function installCommands(key, serverUrl) {
+// With a published release: download, verify the SHA-256, install as a service, built by
+// the server from its public URL; the key is filled in here and never sent back.
+// Without one, the agent must already be installed (the key goes in the environment, not
+// on the command line, where ps would show it).
+async function installCommands(key, serverUrl) {
+  let published = null;
+  try {
+    published = await api("GET", "/api/install-commands");
+  } catch {
+    published = null;
+  }
+  const fill = (text) => text.split(published.placeholder).join(key);
+  // The configured public URL when there is one: what agents must use behind a proxy.
   const server = serverUrl || location.origin;
   return [
-    ["Linux", `GURUCONNECT_AGENT_KEY=${key} guruconnect agent --server ${server}`],
-    ["Windows (PowerShell)", `$env:GURUCONNECT_AGENT_KEY="${key}"; & "$env:ProgramFiles\\GuruConnect\\guruconnect.exe" agent --server ${server}`],
+    [
+      "Linux",
+      published && published.linux
+        ? fill(published.linux)
+        : `GURUCONNECT_AGENT_KEY=${key} guruconnect agent --server ${server}`,
+    ],
+    [
+      "Windows (PowerShell)",
+      published && published.windows
+        ? fill(published.windows)
+        : `$env:GURUCONNECT_AGENT_KEY="${key}"; & "$env:ProgramFiles\\GuruConnect\\guruconnect.exe" agent --server ${server}`,
+    ],
   ];
 }
 
 function copyable(id, text) {
-  const field = h("input", { id, readonly: true, value: text, class: "mono", "aria-label": "Copy this" });
+  const multiline = text.includes("\n");
+  const field = multiline
+    ? h("textarea", { id, readonly: true, value: text, class: "mono", rows: text.split("\n").length, "aria-label": "Copy this" })
+    : h("input", { id, readonly: true, value: text, class: "mono", "aria-label": "Copy this" });
   const done = h("span", { class: "ok copied", "aria-live": "polite" });
   const button = h("button", { type: "button" }, "Copy");
   button.addEventListener("click", async () => {
@@ -93,6 +115,7 @@ export async function render(main) {
         try {
           const key = await api("POST", "/api/agent-keys", { label: label.value.trim() || null });
           label.value = "";
+          const commands = await installCommands(key.key, key.server_url);
           replace(
             fresh,
             h(
@@ -101,7 +124,7 @@ export async function render(main) {
               h("h2", {}, "New agent key"),
               h("p", { class: "warning" }, "Copy it now: it is shown only this once. The server keeps only a hash."),
               copyable("new-key", key.key),
-              installCommands(key.key, key.server_url).map(([platform, command], i) => [
+              commands.map(([platform, command], i) => [
                 h("h3", {}, platform),
                 copyable(`install-${i}`, command),
               ]),
