@@ -160,6 +160,7 @@ def agent(
             platform=system,
             arch=arch,
             probation_seconds=update_probation,
+            tls=tls,
         )
     config = AgentConfig(
         server=server,

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -80,6 +81,8 @@ class Updater:
     platform: str
     arch: str
     probation_seconds: float = PROBATION_SECONDS
+    #: The agent's TLS settings (a private CA), so downloads trust what the relay does.
+    tls: ssl.SSLContext | None = None
     #: Replaces the process with the file at the path (tests record the call instead).
     restart: Callable[[Path], NoReturn] = field(default=lambda path: exec_file(path))
 
@@ -116,7 +119,7 @@ class Updater:
         digest, size = hashlib.sha256(), 0
         try:
             with (
-                urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response,  # noqa: S310 - http(s) only, from --server
+                urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT, context=self.tls) as response,  # noqa: S310 - http(s) only, from --server
                 target.open("wb") as out,
             ):
                 # Never read more than the signed size (plus one byte, to notice more).
