@@ -76,6 +76,8 @@ class LiveSession:
     scope: str
     technician: str
     consent_required: bool
+    #: Who asked for the session (for a support code: who created the code).
+    technician_id: uuid.UUID | None = None
     state: int = State.STATE_WAITING_FOR_AGENT
     codec: Codec = Codec.CODEC_RAW_ZSTD
     viewers: set[ViewerPeer] = field(default_factory=set)
@@ -330,6 +332,7 @@ class Hub:
             scope=session.scope,
             technician=technician,
             consent_required=consent_required,
+            technician_id=session.technician_id,
         )
         self.sessions[live.id] = live
         self._by_machine[live.machine_id] = live
@@ -771,9 +774,8 @@ class Hub:
         live = self.sessions.get(viewer.session_id)
         if live is None or live.tenant_id != user.tenant_id:
             return Refusal(CloseCode.SESSION_ENDED, "session is not live", "session_not_live")
-        row = await sessions.get(conn, live.tenant_id, live.id)
-        if row is None or not await users.can_reach_session(
-            conn, user, machine_id=live.machine_id, technician_id=row.technician_id, kind=row.kind
+        if not await users.can_reach_session(
+            conn, user, machine_id=live.machine_id, technician_id=live.technician_id, kind=live.kind
         ):
             return Refusal(CloseCode.REVOKED, "no access to this machine", "no_access")
         granted = effective_permissions(user.role, await users.permissions_of(conn, user.id))
