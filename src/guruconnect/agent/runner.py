@@ -402,12 +402,15 @@ class Agent:
 
     async def _session_state(self, state: SessionState) -> None:
         session = self.session
+        if state.state == SessionState.STATE_ENDED and self.config.code is not None:
+            # A support-code agent has one session; once it ends (also one this agent no
+            # longer holds: a denied consent forgets it) there is nothing left to serve.
+            await self._end_session(state.reason or "ended")
+            raise AgentExit("the support session is over", EXIT_OK)
         if session is None or session.id != state.session_id:
             return
         if state.state == SessionState.STATE_ENDED:
             await self._end_session(state.reason or "ended")
-            if self.config.code is not None:
-                raise AgentExit("the support session is over", EXIT_OK)
         elif state.controller != session.controller:
             # Whoever held control let go (or left): nothing they pressed stays pressed.
             session.controller = state.controller
@@ -510,6 +513,10 @@ class Agent:
                     )
                 )
                 await self._end_session("ended by the local user")
+                if self.config.code is not None:
+                    # Closing ends _serve's read; a code agent then stops (one session only).
+                    await conn.close()
+                    return
             elif event.kind == "chat":
                 await conn.send(ChatMessage(session_id=session.id, text=event.text[:4096]))
             elif event.kind == "clipboard":
