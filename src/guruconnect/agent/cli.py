@@ -67,6 +67,9 @@ def agent(
         bool, typer.Option("--no-windows", help="Show no windows (consent is then denied).")
     ] = False,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ERROR.")] = "INFO",
+    tray: Annotated[
+        bool, typer.Option("--tray", help="Show a tray icon (state, chat, end, exit).")
+    ] = False,
 ) -> None:
     """Run the agent: connect to the relay and serve sessions until stopped."""
     if ctx.invoked_subcommand is not None:
@@ -91,6 +94,7 @@ def agent(
         max_rate_kbps=max_rate_kbps,
         unattended=unattended,
         desktop_ui=not no_windows,
+        tray=tray,
     )
     try:
         exit_code = asyncio.run(Agent(config).run())

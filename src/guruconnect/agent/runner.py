@@ -13,8 +13,10 @@ import contextlib
 import getpass
 import platform
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from websockets.exceptions import InvalidHandshake
@@ -75,6 +77,8 @@ class AgentConfig:
     #: H.264 encoders to probe, best first (None: hardware, then software; empty: none).
     h264_encoders: tuple[str, ...] | None = None
     max_rate_kbps: int = 8000
+    #: Show a tray icon (state, chat, end session; exit unless unattended).
+    tray: bool = False
 
 
 @dataclass
@@ -136,8 +140,10 @@ class Agent:
 
     async def run(self) -> int:
         """Serve until a refusal no retry can fix, or a support-code session is over."""
-        if self.config.desktop_ui:
-            await self.desktop.start()
+        if self.config.desktop_ui and await self.desktop.start() and self.config.tray:
+            # Whoever runs an unattended machine for the technician decides when it stops,
+            # not the person at it (who can still end any session).
+            self.desktop.start_tray(allow_exit=not self.config.unattended)
         order = self.config.h264_encoders
         found = await asyncio.to_thread(h264.probe, *(() if order is None else (order,)))
         self.h264 = found[0] if found else None
@@ -145,19 +151,35 @@ class Agent:
         try:
             while True:
                 try:
-                    await self._connect_and_serve()
+                    await self._until_exit(self._connect_and_serve())
                 except AgentExit as stop:
                     (log.info if stop.exit_code == EXIT_OK else log.error)(stop.message)
                     return stop.exit_code
                 delay = self.backoff.next()
                 log.info("reconnecting", in_seconds=round(delay, 1))
-                await asyncio.sleep(delay)
+                await self._until_exit(asyncio.sleep(delay))
         finally:
             await self._end_session("the agent is stopping")
             await self.desktop.close()
             if self._injector is not None:
                 self._injector.close()
             self.worker.close()
+
+    async def _until_exit(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` unless Exit is chosen in the tray menu first (AgentExit then)."""
+        task = asyncio.create_task(work)
+        chosen = asyncio.create_task(self.desktop.exit_requested.wait())
+        try:
+            await asyncio.wait({task, chosen}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            chosen.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self.desktop.exit_requested.is_set():
+            raise AgentExit("stopped from the tray menu", EXIT_OK)
+        task.result()
 
     async def _connect_and_serve(self) -> None:
         config = self.config
@@ -182,6 +204,7 @@ class Agent:
         self._conn = conn
         self.connections += 1
         log.info("connected", machine_id=conn.auth.machine_id)
+        self.desktop.status(connected=True, server=_host_port(config.server))
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
@@ -195,6 +218,7 @@ class Agent:
             log.warning("connection lost", error=str(exc))
         finally:
             self._conn = None
+            self.desktop.status(connected=False, server=_host_port(config.server))
             await self._pause_session()
             with contextlib.suppress(Exception):
                 await conn.close()
@@ -212,6 +236,7 @@ class Agent:
         displays = self._displays = await self.worker.displays()
         await conn.send(self._status(displays))
         await conn.send(DisplayList(displays=[d.message() for d in displays]))
+        log.info("online", server=self.config.server)
         local = asyncio.create_task(self._local_events(conn), name="local-events")
         paused = self.session
         if paused is not None and paused.task is None:
@@ -529,6 +554,12 @@ async def _cancel(task: asyncio.Task[None] | None) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
+
+
+def _host_port(url: str) -> str:
+    parts = urlsplit(url)
+    default = 443 if parts.scheme in ("https", "wss") else 80
+    return f"{parts.hostname or url}:{parts.port or default}"
 
 
 def _os_name() -> str:
