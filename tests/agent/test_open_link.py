@@ -110,7 +110,7 @@ def test_an_untrusted_server_without_a_display_is_refused(
     listener: socket.socket, home: dict[str, str]
 ) -> None:
     result = open_link(link(listener.getsockname()[1]), env=home)
-    assert result.returncode == 4, result.stderr
+    assert result.returncode == 7, result.stderr
     assert result.stderr.strip().splitlines() == [
         f"guruconnect: not connecting to http://127.0.0.1:{listener.getsockname()[1]}: "
         "not confirmed"
@@ -147,12 +147,12 @@ def test_an_untrusted_server_needs_the_persons_confirmation(
     env = {**home, "DISPLAY": xserver.display}
     port = listener.getsockname()[1]
 
-    # Escape (the default answer) refuses: exit 4, no connection.
+    # Escape (the default answer) refuses: exit 7, no connection.
     process = start_open_link(link(port), env)
     try:
         dialog = xserver.window(CONFIRM_TITLE, timeout=scaled(30))
         xserver.press(dialog, "Escape")
-        assert process.wait(scaled(20)) == 4
+        assert process.wait(scaled(20)) == 7
         assert not connected(listener)
     finally:
         stop(process)

@@ -21,9 +21,9 @@ from guruconnect.agent.join_target import BadTarget, JoinTarget, parse_join_file
 log = structlog.get_logger(__name__)
 
 #: Exit codes of the join file and ``open-link`` (docs/agent.md): the agent's own 0 and 3,
-#: plus 2 for a file name or link that is not accepted and 4 when the person declined.
+#: plus 2 for a file name or link that is not accepted and 7 when the person declined.
 EXIT_BAD_TARGET = 2
-EXIT_DECLINED = 4
+EXIT_DECLINED = 7
 
 
 def own_file() -> Path:
