@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 # The browser bundle (wire format + zstd), built from the npm lock file and the proto.
 WEB_BUNDLE := src/guruconnect/server/web/static/build/wire.js
 
-.PHONY: setup system run test pytest lint typecheck format bench proto clean fuzz-long schema-long load
+.PHONY: setup system run test pytest lint typecheck format bench proto clean fuzz-long schema-long load \
+	agent-dist
 
 setup: $(STAMP) $(WEB_BUNDLE)
 
@@ -25,6 +26,13 @@ $(WEB_BUNDLE): package.json package-lock.json proto/guruconnect.proto scripts/bu
 run: setup
 	scripts/run-server.sh
 
+# The single-file Linux agent (PyInstaller). Inputs: AGENT_VERSION (default: the package's),
+# AGENT_RELEASE_KEYS (a file of release public keys to embed), AGENT_SERVER (default
+# --server), AGENT_DIST (output, default dist/guruconnect-linux-x86_64). Cached under
+# ~/.cache/guruconnect-build by a hash of the sources and these values.
+agent-dist: setup
+	$(PY) scripts/build_agent.py
+
 test: lint typecheck pytest
 
 # Debian packages the tests need (Xvfb, xdotool, Chromium); installs only what is missing.
@@ -35,8 +43,8 @@ pytest: setup system
 	scripts/run-tests.sh
 
 lint: setup
-	$(VENV)/bin/ruff check src tests bench scripts
-	$(VENV)/bin/ruff format --check src tests bench scripts
+	$(VENV)/bin/ruff check src tests bench scripts packaging
+	$(VENV)/bin/ruff format --check src tests bench scripts packaging
 
 typecheck: setup
 	$(VENV)/bin/mypy

@@ -4,7 +4,7 @@
 # Installs only what is missing; needs root (or sudo) the first time.
 set -euo pipefail
 
-PACKAGES=(xvfb xdotool x11-xkb-utils x11-utils x11-xserver-utils xauth chromium fonts-dejavu-core)
+PACKAGES=(xvfb xdotool x11-xkb-utils x11-utils x11-xserver-utils xauth chromium fonts-dejavu-core openssl)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

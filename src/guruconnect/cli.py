@@ -44,7 +44,10 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def _version_callback(value: bool) -> None:
     if value:
-        typer.echo(build_info().full_version)
+        from guruconnect.agent import build_info as agent_build
+
+        # A built agent prints exactly the version it was built as (AGENT_VERSION).
+        typer.echo(agent_build.load().version or build_info().full_version)
         raise typer.Exit()
 
 
@@ -83,6 +86,7 @@ def server(
     port: Annotated[int | None, typer.Option(help="Port (default 3002).")] = None,
 ) -> None:
     """Run the relay server (REST API, WebSockets, dashboard)."""
+    _require_server_libraries()
     from guruconnect.server.config import ConfigError, load_settings
     from guruconnect.server.runner import StartupError, serve
 
@@ -96,7 +100,21 @@ def server(
         raise fail(str(exc), 1) from None
 
 
+def _require_server_libraries() -> None:
+    """The single-file agent leaves the server's libraries out: say so in one line."""
+    try:
+        import fastapi  # noqa: F401
+        import sqlalchemy  # noqa: F401
+    except ImportError:
+        raise fail(
+            "this is the agent build: the server and admin commands are not in it; "
+            "run them from the guruconnect package on the server",
+            2,
+        ) from None
+
+
 def _db_settings() -> DatabaseSettings:
+    _require_server_libraries()
     from guruconnect.server.config import ConfigError, load_database_settings
 
     try:
@@ -204,7 +222,26 @@ def bootstrap(
 
 
 def main() -> None:
-    code = entry.special(sys.argv)
+    from guruconnect.self_exec import run_module_from_argv
+
+    if run_module_from_argv(sys.argv):
+        return
+    code = entry.special(sys.argv)  # the join file, open-link: no option parsing
     if code is not None:
         sys.exit(code)
-    app()
+    try:
+        result = app(standalone_mode=False)
+    except typer.Abort:
+        err.print("guruconnect: aborted", markup=False, highlight=False)
+        sys.exit(1)
+    except typer.TyperException as exc:  # click's usage errors, as vendored by typer
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            typer.echo(ctx.get_help())
+            sys.exit(2)
+        # One line, not a boxed panel: what is wrong, and where the help is.
+        where = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+        message = " ".join(str(exc.format_message()).split())
+        err.print(f"guruconnect: {message}{where}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(int(getattr(exc, "exit_code", 2)))
+    sys.exit(result if isinstance(result, int) else 0)

@@ -75,6 +75,19 @@ def _recorded() -> dict[str, object]:
 
 
 def build_info() -> BuildInfo:
+    from guruconnect.agent import build_info as agent_build
+
+    agent = agent_build.load()
+    if agent.is_build:  # a frozen agent: what the build recorded, no git, no metadata
+        assert agent.version is not None
+        return BuildInfo(
+            version=agent.version,
+            git_hash=agent.git_hash,
+            branch=None,
+            dirty=False,
+            build_time=agent.build_time,
+            platform=platform.platform(),
+        )
     recorded = _recorded()
     build_time = recorded.get("build_time")
     live = _from_checkout()

@@ -208,8 +208,25 @@ class AgentProcess:
                 self.process.wait()
 
 
+@dataclass(frozen=True)
+class AgentCommand:
+    """How the agent is started: the venv's ``python -m guruconnect`` here;
+    tests/built_agent overrides the ``agent_command`` fixture with the built file."""
+
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    cwd: Path
+
+
 @pytest.fixture
-def start_agent(xserver: XServer, tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
+def agent_command(xserver: XServer) -> AgentCommand:
+    return AgentCommand((sys.executable, "-m", "guruconnect"), xserver.env, ROOT)
+
+
+@pytest.fixture
+def start_agent(
+    xserver: XServer, tmp_path: Path, agent_command: AgentCommand
+) -> Iterator[Callable[..., AgentProcess]]:
     started: list[AgentProcess] = []
 
     def start(
@@ -220,9 +237,7 @@ def start_agent(xserver: XServer, tmp_path: Path) -> Iterator[Callable[..., Agen
         extra: tuple[str, ...] = (),
     ) -> AgentProcess:
         args = [
-            sys.executable,
-            "-m",
-            "guruconnect",
+            *agent_command.argv,
             "agent",
             "--server",
             server_url,
@@ -242,7 +257,11 @@ def start_agent(xserver: XServer, tmp_path: Path) -> Iterator[Callable[..., Agen
         log_path = tmp_path / f"agent{len(started)}.log"
         with log_path.open("wb") as log_file:
             process = subprocess.Popen(
-                args, env=xserver.env, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT
+                args,
+                env=agent_command.env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=agent_command.cwd,
             )
         agent = AgentProcess(process, log_path)
         started.append(agent)

@@ -15,12 +15,17 @@ KEY_ENV = "GURUCONNECT_AGENT_KEY"
 
 
 def _read_key(key: str | None, key_file: Path | None) -> str | None:
+    from guruconnect.agent.preflight import read_key_file
+
     if key_file is not None:
-        try:
-            return key_file.read_text().strip()
-        except OSError as exc:
-            raise typer.BadParameter(f"cannot read {key_file}: {exc.strerror}") from None
+        return read_key_file(key_file)
     return key or os.environ.get(KEY_ENV) or None
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    """One line on stderr and a documented exit code (docs/agent.md), no traceback."""
+    typer.echo(f"guruconnect: {message}", err=True)
+    return typer.Exit(code)
 
 
 def _encoder_list(value: str | None) -> tuple[str, ...] | None:
@@ -74,14 +79,44 @@ def agent(
     """Run the agent: connect to the relay and serve sessions until stopped."""
     if ctx.invoked_subcommand is not None:
         return
+    from guruconnect.agent import build_info, preflight
+    from guruconnect.agent.transport import AgentExit
+
+    # Every check of the command line and the environment comes before anything connects.
+    try:
+        if server is None:
+            server = build_info.load().server
+        if server is None:
+            raise AgentExit(
+                "--server is required: give the server's URL, e.g. "
+                "--server https://support.example.com",
+                preflight.EXIT_USAGE,
+            )
+        server = preflight.check_server_url(server)
+        agent_key = _read_key(key, key_file)
+        if agent_key is None and code is None:
+            raise AgentExit(
+                f"no credentials: give --key-file FILE (or ${KEY_ENV}) for a managed "
+                "machine, or --code CODE for a support session",
+                preflight.EXIT_USAGE,
+            )
+        if agent_key is not None and code is not None:
+            raise AgentExit(
+                "give an agent key (--key-file, --key, $GURUCONNECT_AGENT_KEY) or a --code, "
+                "not both",
+                preflight.EXIT_USAGE,
+            )
+        if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise AgentExit(
+                f"--log-level {log_level}: use DEBUG, INFO, WARNING or ERROR", preflight.EXIT_USAGE
+            )
+        display = preflight.check_display(display)
+    except AgentExit as stop:
+        raise _fail(stop.message, stop.exit_code) from None
+
     from guruconnect.agent.runner import Agent, AgentConfig
     from guruconnect.server.log_setup import configure
 
-    if server is None:
-        raise typer.BadParameter("--server is required", param_hint="--server")
-    agent_key = _read_key(key, key_file)
-    if (agent_key is None) == (code is None):
-        raise typer.BadParameter("give an agent key (--key-file, --key) or a --code, not both")
     configure(log_level.upper(), "auto")
     config = AgentConfig(
         server=server,
@@ -96,10 +131,13 @@ def agent(
         desktop_ui=not no_windows,
         tray=tray,
     )
+    runner = Agent(config)
     try:
-        exit_code = asyncio.run(Agent(config).run())
+        exit_code = asyncio.run(runner.run())
     except KeyboardInterrupt:
         exit_code = 0
+    if exit_code != 0 and runner.stopped is not None:
+        raise _fail(runner.stopped.message, exit_code)
     raise typer.Exit(exit_code)
 
 
@@ -118,11 +156,17 @@ def install(
     ] = Path("/"),
 ) -> None:
     """Install the agent as a systemd service (Linux). Windows: see docs/agent.md."""
+    from guruconnect.agent.preflight import check_server_url
     from guruconnect.agent.service import Install, write
+    from guruconnect.agent.transport import AgentExit
 
-    key = _read_key(None, key_file)
+    try:
+        server = check_server_url(server)
+        key = _read_key(None, key_file)
+    except AgentExit as stop:
+        raise _fail(stop.message, stop.exit_code) from None
     if not key or not key.startswith("cak_"):
-        raise typer.BadParameter("the key file holds no agent key (cak_...)")
+        raise _fail(f"--key-file {key_file} holds no agent key (cak_...)", 2)
     spec = Install(
         server=server,
         key=key,

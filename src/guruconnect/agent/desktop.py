@@ -18,6 +18,8 @@ from typing import Any
 
 import structlog
 
+from guruconnect.self_exec import module_command
+
 log = structlog.get_logger(__name__)
 
 START_TIMEOUT = 15.0
@@ -52,9 +54,7 @@ class Desktop:
             return False
         try:
             self._process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "guruconnect.agent.desktop_ui",
+                *module_command("guruconnect.agent.desktop_ui"),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 env=env,

@@ -40,18 +40,35 @@ def bound_target(path: Path) -> JoinTarget | None:
     return parse_join_file_name(path.name)
 
 
-def run_agent(target: JoinTarget, *, log_level: str = "INFO") -> int:
-    """Serve the one support session of ``target``; the agent's exit code."""
+def check_display() -> str | int | None:
+    """The display to serve, or the exit code after saying (one line) why there is none."""
+    from guruconnect.agent import preflight
+    from guruconnect.agent.transport import AgentExit
+
+    try:
+        return preflight.check_display(None)
+    except AgentExit as stop:
+        print(f"guruconnect: {stop.message}", file=sys.stderr)
+        return stop.exit_code
+
+
+def run_agent(target: JoinTarget, display: str | None, *, log_level: str = "INFO") -> int:
+    """Serve the one support session of ``target``; the agent's exit code. A failure is
+    one line on stderr, as for ``guruconnect agent`` (docs/agent.md, exit codes)."""
     from guruconnect.agent.runner import Agent, AgentConfig
     from guruconnect.server.log_setup import configure
 
     configure(log_level, "auto")
-    config = AgentConfig(server=target.server.url, code=target.code)
+    config = AgentConfig(server=target.server.url, code=target.code, display=display)
     log.info("joining", server=target.server.url)
+    runner = Agent(config)
     try:
-        return asyncio.run(Agent(config).run())
+        exit_code = asyncio.run(runner.run())
     except KeyboardInterrupt:
         return 0
+    if exit_code != 0 and runner.stopped is not None:
+        print(f"guruconnect: {runner.stopped.message}", file=sys.stderr)
+    return exit_code
 
 
 def remove_self(path: Path) -> None:
@@ -82,7 +99,10 @@ def main(path: Path) -> int:
         print(f"guruconnect: this file's name is not valid: {exc}", file=sys.stderr)
         return EXIT_BAD_TARGET
     assert target is not None
+    display = check_display()
+    if isinstance(display, int):
+        return display  # kept: it can be run again from the desktop, the code is unused
     try:
-        return run_agent(target)
+        return run_agent(target, display)
     finally:
         remove_self(path)

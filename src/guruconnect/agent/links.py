@@ -11,6 +11,7 @@ confirms that server in a dialog; closing it, Escape, or no answer is a refusal.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -18,7 +19,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from guruconnect.agent.join import EXIT_BAD_TARGET, EXIT_DECLINED, own_file, run_agent
+from guruconnect.agent.join import (
+    EXIT_BAD_TARGET,
+    EXIT_DECLINED,
+    check_display,
+    own_file,
+    run_agent,
+)
 from guruconnect.agent.join_target import BadTarget, JoinTarget, Server, parse_link, parse_server
 
 CONFIRM_TITLE = "GuruConnect: confirm server"
@@ -37,9 +44,16 @@ def user_trust_file() -> Path:
 
 
 def trusted_servers(files: Sequence[Path] | None = None) -> set[Server]:
-    """The servers this agent was installed for: one URL per ``trusted-server`` file.
-    A file that cannot be read or parsed trusts nothing."""
+    """The servers this agent was built or installed for: the build's default server and
+    one URL per ``trusted-server`` file. A file that cannot be read or parsed trusts
+    nothing."""
+    from guruconnect.agent import build_info
+
     found: set[Server] = set()
+    built = build_info.load().server
+    if built:
+        with contextlib.suppress(BadTarget):
+            found.add(parse_server(built))
     for path in files if files is not None else (SYSTEM_TRUST, user_trust_file()):
         try:
             found.add(parse_server(path.read_text(encoding="ascii").strip()))
@@ -130,7 +144,10 @@ def open_link(args: Sequence[str], *, trust_files: Sequence[Path] | None = None)
     trusted = trusted_servers(trust_files)
     if target.server not in trusted and not confirm_server(target.server, trusted):
         return _refuse(f"not connecting to {target.server.url}: not confirmed", EXIT_DECLINED)
-    return run_agent(target)
+    display = check_display()
+    if isinstance(display, int):
+        return display
+    return run_agent(target, display)
 
 
 def desktop_entry(executable: Path) -> str:

@@ -27,6 +27,7 @@ from guruconnect.agent.capture.cursor import CursorSource, open_cursor
 from guruconnect.agent.desktop import Desktop, LocalEvent
 from guruconnect.agent.encode import h264
 from guruconnect.agent.inject import InjectError, Injector, open_injector
+from guruconnect.agent.preflight import first_connect_error
 from guruconnect.agent.stream import CaptureWorker, Streamer
 from guruconnect.agent.transport import EXIT_OK, EXIT_REFUSED, AgentExit, Backoff, fatal_refusal
 from guruconnect.client import AgentClient, ClientError, Refused
@@ -133,6 +134,8 @@ class Agent:
         self._displays: list[DisplayInfo] = []
         self._background: set[asyncio.Task[None]] = set()
         self.connections = 0
+        #: Why ``run`` returned, once it has.
+        self.stopped: AgentExit | None = None
         #: The H.264 encoder that opened here, if any (probed once at start).
         self.h264: str | None = None
 
@@ -153,7 +156,11 @@ class Agent:
                 try:
                     await self._until_exit(self._connect_and_serve())
                 except AgentExit as stop:
-                    (log.info if stop.exit_code == EXIT_OK else log.error)(stop.message)
+                    # A failure is for the person who runs the agent: the CLI prints it
+                    # as its one line (docs/agent.md, exit codes).
+                    self.stopped = stop
+                    if stop.exit_code == EXIT_OK:
+                        log.info(stop.message)
                     return stop.exit_code
                 delay = self.backoff.next()
                 log.info("reconnecting", in_seconds=round(delay, 1))
@@ -194,11 +201,18 @@ class Agent:
             )
         except Refused as refused:
             stop = fatal_refusal(refused, support_code=config.code is not None)
+            if stop is None and self.connections == 0:
+                stop = first_connect_error(config.server, refused)
             if stop is not None:
                 raise stop from None
             log.warning("relay refused the connection", code=refused.code, reason=refused.reason)
             return
         except (ClientError, OSError, TimeoutError, InvalidHandshake) as exc:
+            # Before the first connection, an answer that can only mean a wrong URL or an
+            # untrusted certificate ends the agent; later, the same is a relay in trouble.
+            stop = first_connect_error(config.server, exc) if self.connections == 0 else None
+            if stop is not None:
+                raise stop from None
             log.warning("cannot reach the relay", error=str(exc))
             return
         self._conn = conn
