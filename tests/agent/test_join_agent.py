@@ -21,30 +21,30 @@ import pytest
 
 from guruconnect.client import ApiClient, ViewerClient
 from guruconnect.protocol import SessionState
-from tests.agent.conftest import ROOT, XServer, admin_api
+from tests.agent.conftest import XServer, admin_api
 from tests.agent.test_e2e import CONSENT, INDICATOR, next_state, wait_online
-from tests.conftest import IN_CI, LiveServer
+from tests.built_agent.conftest import built_agent, clean_env  # noqa: F401 - built_agent: the fixture
+from tests.conftest import LiveServer
 from tests.timing import scaled
-
-BUILT = ROOT / "dist" / "guruconnect-linux-x86_64"
 
 
 @pytest.fixture(params=["venv", "built"])
-def dist(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def dist(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     folder = tmp_path / "dist"
     folder.mkdir()
     target = folder / "guruconnect-linux-x86_64"
-    if request.param == "venv":
+    if kind == "venv":
         # The same entry point the frozen file runs, started through a script so that its
         # own name (argv[0]) is the downloaded file's.
         target.write_text(f"#!{sys.executable}\nfrom guruconnect.cli import main\n\nmain()\n")
     else:
-        if not BUILT.is_file():
-            message = f"{BUILT} missing: run make agent-dist"
-            if IN_CI:
-                pytest.fail(message, pytrace=False)
-            pytest.skip(message)
-        target.symlink_to(BUILT)
+        # tests/built_agent's session fixture: the build cache's file, built if needed.
+        target.symlink_to(request.getfixturevalue("built_agent"))
     return folder
 
 
@@ -67,7 +67,11 @@ class Joined:
 
 
 @pytest.fixture
-def customer(xserver: XServer, tmp_path: Path) -> Iterator[Callable[[LiveServer, str], Joined]]:
+def customer(
+    xserver: XServer, tmp_path: Path, kind: str
+) -> Iterator[Callable[[LiveServer, str], Joined]]:
+    # The built file runs as on a machine without Python: nothing of the venv on PATH.
+    env = clean_env(tmp_path / "home", DISPLAY=xserver.display) if kind == "built" else xserver.env
     started: list[Joined] = []
 
     def download_and_run(server: LiveServer, code: str) -> Joined:
@@ -91,7 +95,7 @@ def customer(xserver: XServer, tmp_path: Path) -> Iterator[Callable[[LiveServer,
         log_path = tmp_path / f"join{len(started)}.log"
         with log_path.open("wb") as log_file:
             process = subprocess.Popen(
-                [str(path)], env=xserver.env, stdout=log_file, stderr=subprocess.STDOUT
+                [str(path)], env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=downloads
             )
         joined = Joined(process, path, log_path, begin)
         started.append(joined)
