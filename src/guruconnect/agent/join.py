@@ -13,12 +13,17 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-
-import structlog
+from typing import Any
 
 from guruconnect.agent.join_target import BadTarget, JoinTarget, parse_join_file_name
 
-log = structlog.get_logger(__name__)
+
+def _log() -> Any:
+    # structlog is imported only when the agent runs: the CLI starts faster without it.
+    import structlog
+
+    return structlog.get_logger(__name__)
+
 
 #: Exit codes of the join file and ``open-link`` (docs/agent.md): the agent's own 0 and 3,
 #: plus 2 for a file name or link that is not accepted and 7 when the person declined.
@@ -60,7 +65,7 @@ def run_agent(target: JoinTarget, display: str | None, *, log_level: str = "INFO
 
     configure(log_level, "auto")
     config = AgentConfig(server=target.server.url, code=target.code, display=display)
-    log.info("joining", server=target.server.url)
+    _log().info("joining", server=target.server.url)
     runner = Agent(config)
     try:
         exit_code = asyncio.run(runner.run())
@@ -76,13 +81,13 @@ def remove_self(path: Path) -> None:
     marked to be deleted at the next restart (MoveFileEx; never run here, see docs)."""
     try:
         path.unlink()
-        log.info("removed", path=str(path))
+        _log().info("removed", path=str(path))
         return
     except FileNotFoundError:
         return
     except OSError as exc:
         if os.name != "nt":
-            log.warning("cannot remove this file", path=str(path), error=str(exc))
+            _log().warning("cannot remove this file", path=str(path), error=str(exc))
             return
     import ctypes
 
