@@ -23,12 +23,18 @@ from guruconnect.client import ApiClient, ViewerClient
 from guruconnect.protocol import SessionState
 from tests.agent.conftest import XServer, admin_api
 from tests.agent.test_e2e import CONSENT, INDICATOR, next_state, wait_online
-from tests.built_agent.conftest import built_agent, clean_env  # noqa: F401 - built_agent: the fixture
+from tests.built_agent.conftest import BUILD_TIMEOUT, built_agent, clean_env  # noqa: F401 - built_agent: the fixture
 from tests.conftest import LiveServer
 from tests.timing import scaled
 
 
-@pytest.fixture(params=["venv", "built"])
+@pytest.fixture(
+    params=[
+        "venv",
+        # The first test to need the built file may wait for its build (minutes when cold).
+        pytest.param("built", marks=pytest.mark.timeout(scaled(BUILD_TIMEOUT + 180))),
+    ]
+)
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
