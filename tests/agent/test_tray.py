@@ -11,8 +11,10 @@ so docked) under the expected title, the menu window mapped before a key is pres
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import Xlib.display
@@ -45,25 +47,46 @@ def tray_owned(display: str) -> bool:
         connection.close()
 
 
-@pytest.fixture
-def tray_host(xserver: XServer) -> Iterator[subprocess.Popen[bytes]]:
-    trayer = require_tool("trayer")
-    process = subprocess.Popen(
-        [trayer, "--edge", "top", "--align", "right", "--widthtype", "request", "--height", "32"],
-        env=xserver.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until(lambda: tray_owned(xserver.display), FIRST, "trayer owns the tray selection")
-        yield process
-    finally:
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
         process.terminate()
         try:
             process.wait(scaled(10))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def took_selection(xserver: XServer, process: subprocess.Popen[bytes]) -> bool:
+    with contextlib.suppress(AssertionError):
+        wait_until(
+            lambda: tray_owned(xserver.display) or process.poll() is not None,
+            FIRST / 3,
+            "trayer owns the tray selection",
+        )
+    return process.poll() is None and tray_owned(xserver.display)
+
+
+@pytest.fixture
+def tray_host(xserver: XServer, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """trayer, once it owns the tray selection. A trayer that exits or has not taken the
+    selection after a third of the time is started again (its stderr is in the failure)."""
+    trayer = require_tool("trayer")
+    log = tmp_path / "trayer.log"
+    argv = [trayer, "--edge", "top", "--align", "right", "--widthtype", "request"]
+    argv += ["--height", "32"]
+    for _attempt in range(3):
+        with log.open("ab") as err:
+            process = subprocess.Popen(argv, env=xserver.env, stdout=subprocess.DEVNULL, stderr=err)
+        if took_selection(xserver, process):
+            break
+        stop(process)
+    else:
+        raise AssertionError(f"trayer did not take the tray selection: {log.read_text()[-2000:]}")
+    try:
+        yield process
+    finally:
+        stop(process)
 
 
 def visible(xserver: XServer, title: str) -> str | None:
