@@ -22,13 +22,24 @@ import Xlib.X
 
 from guruconnect.agent.tray_ui import MENU_TITLE
 from guruconnect.protocol import SessionState
-from tests.agent.conftest import AgentProcess, XServer, admin_api, require_tool
+from tests.agent.conftest import AgentProcess, XServer, admin_api, require_tool, start_xvfb
 from tests.agent.test_e2e import CHAT, CONSENT, next_state, open_session, wait_online
 from tests.conftest import LiveServer
 from tests.timing import scaled, wait_until
 
 #: The first appearance waits long: a loaded machine starts Python, Tk and pystray slowly.
 FIRST = 60
+
+
+@pytest.fixture
+def xserver() -> Iterator[XServer]:
+    """An X server per test: the tray's state (selection owner, docked windows) never
+    carries from one test to the next."""
+    server = start_xvfb()
+    yield server
+    server.stop_children()
+    server.process.terminate()
+    server.process.wait(scaled(10))
 
 
 @pytest.fixture
