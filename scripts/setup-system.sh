@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the tests need beyond Python: a virtual X server and tools to drive it
-# (agent capture, input and consent dialog), and Chromium for the browser tests.
+# (agent capture, input and consent dialog), Chromium for the browser tests, a tray host
+# (trayer) for the tray icon test and xdg-utils for the guruconnect:// handler.
 # Installs only what is missing; needs root (or sudo) the first time.
 set -euo pipefail
 
-PACKAGES=(xvfb xdotool x11-xkb-utils x11-utils x11-xserver-utils xauth chromium fonts-dejavu-core openssl)
+PACKAGES=(xvfb xdotool x11-xkb-utils x11-utils x11-xserver-utils xauth chromium fonts-dejavu-core openssl
+    trayer xdg-utils)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from guruconnect.agent import entry
 from guruconnect.agent.cli import agent_app
 from guruconnect.version import build_info
 
@@ -30,6 +31,7 @@ app = typer.Typer(
 admin_app = typer.Typer(help="Administration against the server's database.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(agent_app, name="agent")
+app.command("install-link-handler")(entry.install_link_handler)
 
 err = Console(stderr=True)
 
@@ -318,6 +320,9 @@ def main() -> None:
 
     if run_module_from_argv(sys.argv):
         return
+    code = entry.special(sys.argv)  # the join file, open-link: no option parsing
+    if code is not None:
+        sys.exit(code)
     try:
         result = app(standalone_mode=False)
     except typer.Abort:

@@ -95,6 +95,9 @@ def agent(
             "file is put back.",
         ),
     ] = 120.0,
+    tray: Annotated[
+        bool, typer.Option("--tray", help="Show a tray icon (state, chat, end, exit).")
+    ] = False,
 ) -> None:
     """Run the agent: connect to the relay and serve sessions until stopped."""
     if ctx.invoked_subcommand is not None:
@@ -175,6 +178,7 @@ def agent(
         desktop_ui=not no_windows,
         tls=tls,
         updater=updater,
+        tray=tray,
     )
     runner = Agent(config)
     try:

@@ -41,6 +41,8 @@ class Desktop:
         self._reader: asyncio.Task[None] | None = None
         self._consents: dict[str, asyncio.Future[tuple[bool, str]]] = {}
         self.events: asyncio.Queue[LocalEvent] = asyncio.Queue()
+        #: Set when the person chose Exit in the tray menu.
+        self.exit_requested = asyncio.Event()
         self.available = False
 
     async def start(self) -> bool:
@@ -98,6 +100,11 @@ class Desktop:
             self.events.put_nowait(LocalEvent("end", session_id=str(event.get("id", ""))))
         elif kind in ("chat", "clipboard"):
             self.events.put_nowait(LocalEvent(kind, text=str(event.get("text", ""))))
+        elif kind == "exit":
+            log.info("exit chosen in the tray menu")
+            self.exit_requested.set()
+        elif kind == "tray_error":
+            log.warning("no tray icon", error=str(event.get("message", "")))
 
     def _send(self, command: dict[str, Any]) -> bool:
         process = self._process
@@ -144,6 +151,13 @@ class Desktop:
 
     def session_ended(self, session_id: str, reason: str) -> None:
         self._send({"op": "session_end", "id": session_id, "reason": reason})
+
+    def start_tray(self, *, allow_exit: bool) -> None:
+        """Show the tray icon (``tray_ui``); Exit is in its menu only if ``allow_exit``."""
+        self._send({"op": "tray", "allow_exit": allow_exit})
+
+    def status(self, *, connected: bool, server: str) -> None:
+        self._send({"op": "status", "connected": connected, "server": server})
 
     def chat(self, sender: str, text: str) -> None:
         self._send({"op": "chat", "sender": sender, "text": text})

@@ -194,6 +194,7 @@ class DesktopApp:
         self.consents: dict[str, ConsentDialog] = {}
         self.indicator: Indicator | None = None
         self.chat: ChatWindow | None = None
+        self.tray: Any = None  # tray_ui.Tray once the agent asks for one
         threading.Thread(target=self.read_stdin, daemon=True).start()
         self.root.after(20, self.poll)
 
@@ -219,6 +220,22 @@ class DesktopApp:
         self.chat.window.deiconify()
         return self.chat
 
+    def start_tray(self, allow_exit: bool) -> None:
+        if self.tray is not None:
+            return
+        from guruconnect.agent.tray_ui import Tray
+
+        try:
+            self.tray = Tray(
+                self.root,
+                allow_exit=allow_exit,
+                post=self.commands.put,
+                emit=emit,
+                show_chat=self.show_chat,
+            )
+        except Exception as exc:  # no X connection, no pystray backend: no icon, agent runs
+            emit({"event": "tray_error", "message": str(exc)[:200]})
+
     def send_clipboard(self) -> None:
         """The local user chose to share their clipboard text with the technician."""
         try:
@@ -234,6 +251,8 @@ class DesktopApp:
             except queue.Empty:
                 break
             if command is None:
+                if self.tray is not None:
+                    self.tray.stop()
                 self.root.destroy()
                 return
             self.handle(command)
@@ -253,7 +272,11 @@ class DesktopApp:
             if self.indicator is not None:
                 self.indicator.close()
             self.indicator = Indicator(self, command)
+            if self.tray is not None:
+                self.tray.session(str(command["id"]), clip(command.get("technician", "")))
         elif op == "session_end":
+            if self.tray is not None:
+                self.tray.session_end()
             if self.indicator is not None:
                 self.indicator.close()
                 self.indicator = None
@@ -265,6 +288,14 @@ class DesktopApp:
         elif op == "clipboard":
             self.root.clipboard_clear()
             self.root.clipboard_append(str(command.get("text", "")))
+        elif op == "tray":
+            self.start_tray(bool(command.get("allow_exit")))
+        elif op == "status" and self.tray is not None:
+            self.tray.status(bool(command.get("connected")), clip(command.get("server", "")))
+        elif op == "tray_menu" and self.tray is not None:
+            self.tray.open_menu()
+        elif op == "tray_ready" and self.tray is not None:
+            self.tray.shown()
         elif op == "quit":
             self.root.destroy()
             return

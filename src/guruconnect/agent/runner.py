@@ -15,9 +15,11 @@ import json
 import platform
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from ssl import SSLContext
+from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from websockets.exceptions import InvalidHandshake
@@ -88,6 +90,8 @@ class AgentConfig:
     tls: SSLContext | None = None
     #: Installs signed releases the relay offers (None: this agent never updates itself).
     updater: Updater | None = None
+    #: Show a tray icon (state, chat, end session; exit unless unattended).
+    tray: bool = False
 
 
 @dataclass
@@ -153,8 +157,10 @@ class Agent:
 
     async def run(self) -> int:
         """Serve until a refusal no retry can fix, or a support-code session is over."""
-        if self.config.desktop_ui:
-            await self.desktop.start()
+        if self.config.desktop_ui and await self.desktop.start() and self.config.tray:
+            # Whoever runs an unattended machine for the technician decides when it stops,
+            # not the person at it (who can still end any session).
+            self.desktop.start_tray(allow_exit=not self.config.unattended)
         order = self.config.h264_encoders
         found = await asyncio.to_thread(h264.probe, *(() if order is None else (order,)))
         self.h264 = found[0] if found else None
@@ -163,7 +169,7 @@ class Agent:
         try:
             while True:
                 try:
-                    await self._connect_and_serve()
+                    await self._until_exit(self._connect_and_serve())
                 except AgentExit as stop:
                     # A failure is for the person who runs the agent: the CLI prints it
                     # as its one line (docs/agent.md, exit codes).
@@ -173,13 +179,29 @@ class Agent:
                     return stop.exit_code
                 delay = self.backoff.next()
                 log.info("reconnecting", in_seconds=round(delay, 1))
-                await asyncio.sleep(delay)
+                await self._until_exit(asyncio.sleep(delay))
         finally:
             await self._end_session("the agent is stopping")
             await self.desktop.close()
             if self._injector is not None:
                 self._injector.close()
             self.worker.close()
+
+    async def _until_exit(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` unless Exit is chosen in the tray menu first (AgentExit then)."""
+        task = asyncio.create_task(work)
+        chosen = asyncio.create_task(self.desktop.exit_requested.wait())
+        try:
+            await asyncio.wait({task, chosen}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            chosen.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self.desktop.exit_requested.is_set():
+            raise AgentExit("stopped from the tray menu", EXIT_OK)
+        task.result()
 
     async def _connect_and_serve(self) -> None:
         config = self.config
@@ -215,6 +237,7 @@ class Agent:
         self._conn = conn
         self.connections += 1
         log.info("connected", machine_id=conn.auth.machine_id)
+        self.desktop.status(connected=True, server=_host_port(config.server))
         await self._report_update(conn)
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -229,6 +252,7 @@ class Agent:
             log.warning("connection lost", error=str(exc))
         finally:
             self._conn = None
+            self.desktop.status(connected=False, server=_host_port(config.server))
             await self._pause_session()
             with contextlib.suppress(Exception):
                 await conn.close()
@@ -246,6 +270,7 @@ class Agent:
         displays = self._displays = await self.worker.displays()
         await conn.send(self._status(displays))
         await conn.send(DisplayList(displays=[d.message() for d in displays]))
+        log.info("online", server=self.config.server)
         local = asyncio.create_task(self._local_events(conn), name="local-events")
         paused = self.session
         if paused is not None and paused.task is None:
@@ -521,12 +546,15 @@ class Agent:
 
     async def _session_state(self, state: SessionState) -> None:
         session = self.session
+        if state.state == SessionState.STATE_ENDED and self.config.code is not None:
+            # A support-code agent has one session; once it ends (also one this agent no
+            # longer holds: a denied consent forgets it) there is nothing left to serve.
+            await self._end_session(state.reason or "ended")
+            raise AgentExit("the support session is over", EXIT_OK)
         if session is None or session.id != state.session_id:
             return
         if state.state == SessionState.STATE_ENDED:
             await self._end_session(state.reason or "ended")
-            if self.config.code is not None:
-                raise AgentExit("the support session is over", EXIT_OK)
         elif state.controller != session.controller:
             # Whoever held control let go (or left): nothing they pressed stays pressed.
             session.controller = state.controller
@@ -629,6 +657,10 @@ class Agent:
                     )
                 )
                 await self._end_session("ended by the local user")
+                if self.config.code is not None:
+                    # Closing ends _serve's read; a code agent then stops (one session only).
+                    await conn.close()
+                    return
             elif event.kind == "chat":
                 await conn.send(ChatMessage(session_id=session.id, text=event.text[:4096]))
             elif event.kind == "clipboard":
@@ -650,6 +682,12 @@ def _claimed_version(manifest: bytes) -> str:
     except (ValueError, AttributeError):
         return ""
     return version[:64] if isinstance(version, str) else ""
+
+
+def _host_port(url: str) -> str:
+    parts = urlsplit(url)
+    default = 443 if parts.scheme in ("https", "wss") else 80
+    return f"{parts.hostname or url}:{parts.port or default}"
 
 
 def _os_name() -> str:

@@ -162,6 +162,9 @@ class Settings(DatabaseSettings):
     ws_connect_rate_limit: str = "60/minute"
     #: Failed support-code redemptions per source address.
     support_code_rate_limit: str = "10/minute"
+    #: Directory with the built agents the join page serves, bound to a code:
+    #: ``guruconnect-linux-x86_64``, ``guruconnect-windows-x86_64.exe`` (``make agent-dist``).
+    agent_dist_dir: Path | None = None
 
     # -- operations -------------------------------------------------------------------------
     #: Bearer token that opens ``/metrics``; without it ``/metrics`` does not exist (404).

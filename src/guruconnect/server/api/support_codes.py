@@ -14,6 +14,7 @@ from guruconnect.server.auth.permissions import Permission
 from guruconnect.server.db import support_codes
 from guruconnect.server.db.events import Event
 from guruconnect.server.db.support_codes import SupportCode
+from guruconnect.server.web.join import join_url
 
 router = APIRouter(prefix="/api/support-codes", tags=["support codes"])
 
@@ -43,6 +44,8 @@ class SupportCodeOut(BaseModel):
 class IssuedSupportCode(SupportCodeOut):
     #: The code to give the customer, e.g. ``K7QX2-MZ9RB``. Shown once; stored as a hash.
     code: str
+    #: The customer's join page for this code (``/join/CODE``), to send as a link.
+    join_url: str
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -72,7 +75,9 @@ async def create_code(
         )
     )
     return IssuedSupportCode(
-        **SupportCodeOut.of(row).model_dump(), code=secrets_format.display_support_code(code)
+        **SupportCodeOut.of(row).model_dump(),
+        code=secrets_format.display_support_code(code),
+        join_url=join_url(request, code),
     )
 
 

@@ -72,6 +72,20 @@ async def consume(conn: AsyncConnection, code_hash: str) -> SupportCode | None:
     return SupportCode(**row._mapping) if row else None
 
 
+async def find_redeemable(conn: AsyncConnection, code_hash: str) -> SupportCode | None:
+    """The code if redeeming it now would succeed (unused, unexpired); nothing changes."""
+    row = (
+        await conn.execute(
+            select(*_COLUMNS).where(
+                support_codes.c.code_hash == code_hash,
+                support_codes.c.redeemed_at.is_(None),
+                support_codes.c.expires_at > utcnow(),
+            )
+        )
+    ).first()
+    return SupportCode(**row._mapping) if row else None
+
+
 async def attach(
     conn: AsyncConnection, code_id: uuid.UUID, *, machine_id: uuid.UUID, session_id: uuid.UUID
 ) -> None:

@@ -48,3 +48,14 @@ async def list_all(conn: AsyncConnection) -> list[Tenant]:
         .order_by(tenants.c.name)
     )
     return [Tenant(*row) for row in rows]
+
+
+async def get(conn: AsyncConnection, tenant_id: uuid.UUID) -> Tenant | None:
+    row = (
+        await conn.execute(
+            select(tenants.c.id, tenants.c.name, tenants.c.created_at).where(
+                tenants.c.id == tenant_id, tenants.c.deleted_at.is_(None)
+            )
+        )
+    ).first()
+    return Tenant(*row) if row else None

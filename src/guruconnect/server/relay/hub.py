@@ -430,6 +430,10 @@ class Hub:
         agent = self.agents.get(live.machine_id)
         if agent is not None:
             agent.peer.send(message)
+            if agent.support_session_id == live.id:
+                # A support code buys one session: its agent is not left online for another
+                # (an agent that ignores the end is disconnected all the same).
+                agent.peer.close(CloseCode.SESSION_ENDED, "the support session is over", flush=True)
         detail: dict[str, Any] = {"reason": why}
         if by:
             detail["by"] = by

@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from guruconnect.protocol.keys import browser_table
+from guruconnect.server.web import join
 
 log = structlog.get_logger(__name__)
 
@@ -74,4 +75,5 @@ def mount(app: FastAPI) -> None:
     if not WIRE_BUNDLE.is_file():
         log.warning("web bundle missing; run `make setup`", path=str(WIRE_BUNDLE))
     app.include_router(router)
+    app.include_router(join.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -44,6 +44,31 @@ export async function render(main) {
         "section",
         { class: `card code-card code-${state}`, "aria-live": "polite" },
         h("div", { class: "code-big", id: "code-value" }, issued.code),
+        state === "waiting" && issued.join_url
+          ? h(
+              "p",
+              { class: "join-link" },
+              "Link for the customer: ",
+              h("a", { id: "code-join-url", href: issued.join_url, target: "_blank", rel: "noopener" }, issued.join_url),
+              " ",
+              h(
+                "button",
+                {
+                  type: "button",
+                  id: "copy-join-url",
+                  onclick: async (event) => {
+                    try {
+                      await navigator.clipboard.writeText(issued.join_url);
+                      event.target.textContent = "Copied";
+                    } catch (error) {
+                      event.target.textContent = "Copy failed: select the link";
+                    }
+                  },
+                },
+                "Copy link",
+              ),
+            )
+          : null,
         state === "waiting"
           ? h("p", { class: "countdown", id: "code-countdown" }, `Expires in ${duration(left)}`)
           : null,
