@@ -144,6 +144,34 @@ def _raw_get(live: LiveServer, target: bytes) -> tuple[int, bytes]:
 
 
 @SQLITE_ONLY
+def test_the_join_page_serves_the_newest_published_release(
+    data_server: LiveServer, keys: tuple[Path, Path], artifact: Path
+) -> None:
+    """Without GURUCONNECT_AGENT_DIST_DIR, a customer's join download is the newest stable
+    release published for the platform, bound to the code by its name."""
+    data_server.create_user("tech")
+    code = data_server.client(token=data_server.login("tech")).post("/api/support-codes")
+    assert code.status_code == 201, code.text
+    join = code.json()["code"]
+    http = data_server.client()
+    assert http.get(f"/join/{join}/details").json()["downloads"] == []
+    assert http.get(f"/join/{join}/download/linux-x86_64").status_code == 404
+    publish(data_server, artifact, keys[0], version="1.2.0")
+    newer = artifact.with_name("newer")
+    newer.write_bytes(ARTIFACT + b"newer")
+    publish(data_server, newer, keys[0], version="1.10.0")
+    details = http.get(f"/join/{join}/details").json()
+    assert [d["platform"] for d in details["downloads"]] == ["linux-x86_64"]
+    download = http.get(f"/join/{join}/download/linux-x86_64")
+    assert download.status_code == 200
+    assert download.content == ARTIFACT + b"newer"
+    port = data_server.url.rsplit(":", 1)[1]
+    assert (
+        f"guruconnect-join_{join}_http_127.0.0.1_{port}" in download.headers["content-disposition"]
+    )
+
+
+@SQLITE_ONLY
 def test_downloads_serve_published_files_only(
     data_server: LiveServer, keys: tuple[Path, Path], artifact: Path, tmp_path: Path
 ) -> None:

@@ -77,7 +77,7 @@ async def create_code(
     return IssuedSupportCode(
         **SupportCodeOut.of(row).model_dump(),
         code=secrets_format.display_support_code(code),
-        join_url=join_url(request, code),
+        join_url=join_url(request, state.settings, code),
     )
 
 

@@ -31,8 +31,10 @@ from guruconnect.agent.join_target import (
 )
 from guruconnect.server.api.deps import source_address
 from guruconnect.server.auth import secrets_format
-from guruconnect.server.db import support_codes, tenants, users
+from guruconnect.server.config import Settings
+from guruconnect.server.db import releases, support_codes, tenants, users
 from guruconnect.server.db.support_codes import SupportCode
+from guruconnect.server.public_url import public_url
 from guruconnect.server.rate_limits import LimiterUnavailable, rate
 from guruconnect.server.state import AppState, app_state
 
@@ -60,21 +62,37 @@ PLATFORMS = {
 }
 
 
-def public_server(request: Request) -> Server | None:
-    """The server as this request reached it (uvicorn applies trusted forwarded headers);
+def public_server(request: Request, settings: Settings) -> Server | None:
+    """The server's public URL (``GURUCONNECT_PUBLIC_URL``, or as this request reached it);
     None if its address cannot be bound into a file name (an IPv6 literal)."""
     try:
-        return parse_server(str(request.base_url))
+        return parse_server(public_url(request, settings))
     except BadTarget:
         return None
 
 
-def join_url(request: Request, code: str) -> str:
+def join_url(request: Request, settings: Settings, code: str) -> str:
     """The link a technician sends for ``code``."""
     normal = secrets_format.normalise_support_code(code)
-    return (
-        str(request.base_url).rstrip("/") + "/join/" + secrets_format.display_support_code(normal)
-    )
+    return public_url(request, settings) + "/join/" + secrets_format.display_support_code(normal)
+
+
+async def agent_file(state: AppState, platform: Platform) -> Path | None:
+    """The agent file the join page serves for ``platform``: ``GURUCONNECT_AGENT_DIST_DIR``'s
+    build when set, else the newest stable release published for it (``admin release
+    publish``), else None."""
+    dist = state.settings.agent_dist_dir
+    if dist is not None:
+        built = dist / platform.dist_file
+        return built if built.is_file() else None
+    system, arch = platform.name.split("-", 1)
+    async with state.engine.connect() as conn:
+        found = await releases.candidates(conn, platform=system, arch=arch)
+    newest = releases.choose(found, None, "0")
+    if newest is None:
+        return None
+    published = state.settings.home / "releases" / newest.filename
+    return published if published.is_file() and not published.is_symlink() else None
 
 
 def _page() -> FileResponse:
@@ -142,12 +160,11 @@ async def join_details(code: str, request: Request) -> Response:
         tenant = await tenants.get(conn, found.tenant_id)
     normal = secrets_format.normalise_support_code(code)
     shown = secrets_format.display_support_code(normal)
-    server = public_server(request)
-    dist = state.settings.agent_dist_dir
+    server = public_server(request, state.settings)
     downloads = []
-    if server is not None and dist is not None:
+    if server is not None:
         for platform in PLATFORMS.values():
-            if (dist / platform.dist_file).is_file():
+            if await agent_file(state, platform) is not None:
                 downloads.append(
                     {
                         "platform": platform.name,
@@ -177,15 +194,15 @@ async def join_download(code: str, platform: str, request: Request) -> Response:
     found = await _redeemable(request, state, code)
     if isinstance(found, JSONResponse):
         return found
-    server = public_server(request)
-    dist: Path | None = state.settings.agent_dist_dir
-    if server is None or dist is None or not (dist / chosen.dist_file).is_file():
+    server = public_server(request, state.settings)
+    file = await agent_file(state, chosen)
+    if server is None or file is None:
         return _refusal(status.HTTP_404_NOT_FOUND, "No agent for that platform on this server.")
     name = join_file_name(
         secrets_format.normalise_support_code(code), server, windows=chosen.windows
     )
     return FileResponse(
-        dist / chosen.dist_file,
+        file,
         filename=name,
         media_type="application/octet-stream",
         headers={"cache-control": "no-store"},
