@@ -85,7 +85,7 @@ async def test_revoking_a_key_closes_every_socket_it_holds(relay: Relay) -> None
     """However a key came to hold several sockets, revocation closes all of them (it used
     to stop at the first)."""
     state = relay.server.app.state.guruconnect
-    hub = Hub(state.settings, state.engine, state.audit)
+    hub = Hub(state.settings, state.engine, state.audit, state.hub.metrics)
     key_id = uuid.uuid4()
     peers = []
     for _ in range(3):
