@@ -246,6 +246,8 @@ def test_the_built_agent_updates_itself_in_place(rig: Rig) -> None:
 
 def test_the_built_agent_refuses_every_bad_release(rig: Rig) -> None:
     attacker, _, _ = admin.release_keygen(rig.tmp / "attacker")
+    # Nothing genuine on offer: the agent must stay the old build for every case below.
+    rig.server.database.sql(update(releases).values(deleted_at=datetime.now(UTC)))
     executable, process, log = rig.install("refuses", rig.server.url)
     machine = wait_until(lambda: online(rig, "refuses", OLD_VERSION), 180, "agent online")
 
