@@ -225,7 +225,7 @@ def test_tls_errors_an_untrusted_certificate_and_tls_to_plain_http(
     xserver: XServer, tls_404: str, http_404: str
 ) -> None:
     result = _against(xserver, f"https://{tls_404}")
-    assert_one_line(result, preflight.EXIT_TLS, "TLS error", "certificate")
+    assert_one_line(result, preflight.EXIT_TLS, "TLS", "certificate", "--ca-file")
     result = _against(xserver, f"https://{http_404}")
     assert_one_line(result, preflight.EXIT_TLS, "TLS error")
 

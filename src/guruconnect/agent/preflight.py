@@ -194,6 +194,10 @@ def first_connect_error(server: str, exc: BaseException) -> AgentExit | None:
             "on /ws/agent; check the URL and port",
             EXIT_NOT_GURUCONNECT,
         )
+    if any(isinstance(error, (EOFError, ConnectionError)) for error in _chain(exc)):
+        # Closed before any answer: a relay (or a proxy in front of it) going down or
+        # restarting, not proof of another kind of server.
+        return None
     for error in _chain(exc):
         if isinstance(error, InvalidHandshake):
             return AgentExit(

@@ -227,8 +227,10 @@ class Agent:
             # An untrusted certificate is never a relay in trouble: it ends the agent at any
             # time. Before the first connection, other answers that can only mean a wrong URL
             # end it too; later, the same is a relay in trouble and is retried.
-            stop = untrusted_certificate(exc)
-            if stop is None and self.connections == 0:
+            # A self-updated version on probation never ends itself: the watchdog puts the
+            # previous file back if it cannot get online.
+            stop = None if self._on_probation() else untrusted_certificate(exc)
+            if stop is None and self.connections == 0 and not self._on_probation():
                 stop = first_connect_error(config.server, exc)
             if stop is not None:
                 raise stop from None
@@ -302,6 +304,10 @@ class Agent:
             task.add_done_callback(self._background.discard)
 
     # -- self-update ---------------------------------------------------------------------
+
+    def _on_probation(self) -> bool:
+        updater = self.config.updater
+        return updater is not None and updater.probation() is not None
 
     def _start_probation(self) -> asyncio.Task[None] | None:
         """A freshly updated agent that is not online by the deadline rolls back."""
