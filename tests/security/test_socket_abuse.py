@@ -144,7 +144,7 @@ async def test_half_open_upgrades_are_cut_off(abuse_relay: Relay, healthy: Healt
     for i in range(120):
         reader, writer = await asyncio.open_connection(host, int(port))
         if i % 3:  # two in three send part of an upgrade; the rest send nothing at all
-            writer.write(b"GET /ws/agent HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+            writer.write(b"GET /ws/agent HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n")
             await writer.drain()
         streams.append((reader, writer))
     # Between them, a keep-alive client starts a second request and stalls in it.

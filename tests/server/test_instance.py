@@ -149,11 +149,11 @@ def test_the_sqlite_lock_is_per_database_file_and_node(tmp_path: Path) -> None:
     InstanceLock.for_sqlite_file(database).release_file()  # free again once released
 
 
+# A SQLite lock is a descriptor of the process: it cannot be lost, so PostgreSQL only.
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
 def test_a_lost_postgres_lock_is_taken_again(
     server_factory: Callable[..., LiveServer], database: Database
 ) -> None:
-    if database.kind != "postgres":
-        pytest.skip("a SQLite lock is a descriptor of the process: it cannot be lost")
     server = server_factory(heartbeat_interval_seconds=0.2)
     unsigned = advisory_key(database.schema, "default") & (2**64 - 1)
 
