@@ -1,8 +1,9 @@
 """The whole path through the real nginx and Caddy with TLS: dashboard login in Chromium,
 an agent key issued on the Agent keys page (its install command names the public URL),
 the real agent over wss:// (a process on Xvfb, trusting the test CA with --ca-file), the
-browser viewer over wss:// drawing the agent's screen, and the client address the audit
-trail records (X-Forwarded-For believed from a trusted proxy only).
+browser viewer over wss:// drawing the agent's screen, a customer's join link and download
+(bound to the public https URL), and the client address the audit trail records
+(X-Forwarded-For believed from a trusted proxy only).
 
 ``nginx-default-host`` is the shipped nginx file without its ``proxy_set_header Host``
 lines: nginx then sends the upstream's address as Host, which once closed every viewer
@@ -49,16 +50,31 @@ def picture(xserver: XServer, tmp_path_factory: pytest.TempPathFactory) -> Itera
     xserver.stop_children()
 
 
+#: What the join page serves as the Linux agent in these tests.
+JOIN_AGENT = b"\x7fELF join agent through the proxy " * 64
+
+
 def behind_proxy(
     tmp_path: Path, port: int, *, trusted: bool = True, public: bool = True
 ) -> LiveServer:
     database = Database("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'guruconnect.db'}")
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "guruconnect-linux-x86_64").write_bytes(JOIN_AGENT)
     settings = make_settings(
         database,
         public_url=f"https://localhost:{port}" if public else None,
         trusted_proxies=["127.0.0.1"] if trusted else [],
+        agent_dist_dir=dist,
     )
     return LiveServer(settings, database).start()
+
+
+def new_support_code(server: LiveServer) -> dict[str, str]:
+    response = server.client(token=server.login("root")).post("/api/support-codes")
+    assert response.status_code == 201, response.text
+    issued: dict[str, str] = response.json()
+    return issued
 
 
 def failed_login_source(server: LiveServer, proxy: Proxy, pki: Pki) -> str:
@@ -175,6 +191,19 @@ def test_whole_path_through_the_proxy(
                 assert time.monotonic() < deadline, agent.log()[-2000:]
                 web.page.wait_for_timeout(100)
             web.shot(f"deploy-{kind}-viewer", full_page=False)
+
+            # A customer's join link and download through the proxy: the file is bound to
+            # the code and to the public https URL, not to the proxy's upstream.
+            issued = off_loop(new_support_code, server)
+            code = issued["code"]
+            assert issued["join_url"] == f"{proxy.url}/join/{code}"
+            web.page.goto(issued["join_url"])
+            link = web.page.locator("a[data-platform=linux-x86_64]")
+            with web.page.expect_download(timeout=15 * UNIT_MS) as info:
+                link.click()
+            download = info.value
+            assert download.suggested_filename == f"guruconnect-join_{code}_https_localhost_{port}"
+            assert Path(download.path()).read_bytes() == JOIN_AGENT
             assert not web.log.errors, web.log.errors
             assert not web.log.csp, web.log.csp
             assert agent.process.poll() is None, agent.log()[-2000:]
