@@ -26,6 +26,7 @@ import pytest
 
 from guruconnect.client import ApiClient
 from tests.conftest import IN_CI, PASSWORD, Database, LiveServer, make_settings
+from tests.timing import scaled
 
 APPS = Path(__file__).parent / "apps"
 ROOT = Path(__file__).parents[2]
@@ -74,6 +75,7 @@ class XServer:
 
     def window(self, title: str, timeout: float = 15) -> str:
         """The id of the first window with this exact title, waiting for it to appear."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = self.run("xdotool", "search", "--name", f"^{title}$", check=False).split()
@@ -89,6 +91,20 @@ class XServer:
         """Give the window the keyboard and press keys on it, as a person would."""
         self.run("xdotool", "windowfocus", "--sync", window)
         self.run("xdotool", "key", "--clearmodifiers", keys)
+
+    def answer(self, title: str, keys: str, timeout: float = 30) -> None:
+        """Answer a dialog with ``keys`` until it closes. A press that lands while the
+        window is mapped but not yet taking input (a loaded machine) is lost; a person
+        would press again, and so does this, after giving the first one time to work."""
+        deadline = time.monotonic() + scaled(timeout)
+        window = self.window(title, timeout)
+        while not self.no_window(title):
+            assert time.monotonic() < deadline, f"{title!r} still open after pressing {keys}"
+            self.run("xdotool", "windowfocus", "--sync", window, check=False)
+            self.run("xdotool", "key", "--clearmodifiers", keys, check=False)
+            gone = time.monotonic() + scaled(2)
+            while time.monotonic() < gone and not self.no_window(title):
+                time.sleep(0.1)
 
     def screenshot(self) -> np.ndarray[Any, np.dtype[np.uint8]]:
         """The whole screen as BGRA, read independently of the agent (mss in this process)."""

@@ -182,7 +182,7 @@ def test_whole_path_through_the_proxy(
             row.get_by_role("button", name="Control", exact=True).click()
             web.page.wait_for_url(re.compile(r"/viewer/"))
             expect(web.page.locator("#status")).to_have_text("Waiting for consent…")
-            xserver.press(xserver.window(CONSENT_TITLE), "alt+a")
+            xserver.answer(CONSENT_TITLE, "alt+a")
             expect(web.page.locator("#status")).to_have_text(
                 "Connected · you have control", timeout=15 * UNIT_MS
             )

@@ -78,7 +78,7 @@ def test_real_agent_from_the_browser(
     expect(page.locator("#status")).to_have_text("Waiting for consent…")
 
     # The person at the machine allows it, with the keyboard, as a person would.
-    xserver.press(xserver.window(CONSENT_TITLE), "alt+a")
+    xserver.answer(CONSENT_TITLE, "alt+a")
     expect(page.locator("#status")).to_have_text(
         "Connected · you have control", timeout=10 * UNIT_MS
     )
