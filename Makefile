@@ -14,7 +14,11 @@ WEB_BUNDLE := src/guruconnect/server/web/static/build/wire.js
 .PHONY: setup system run test pytest lint typecheck format bench proto clean fuzz-long schema-long load \
 	agent-dist
 
-setup: $(STAMP) $(WEB_BUNDLE)
+# The npm packages the bundle is built from; the tests rebuild the bundle with them and
+# compare it with the committed file.
+NODE_STAMP := node_modules/.installed
+
+setup: $(STAMP) $(NODE_STAMP) $(WEB_BUNDLE)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +32,11 @@ $(RUN_STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e .
 	touch $(RUN_STAMP)
 
-$(WEB_BUNDLE): package.json package-lock.json proto/guruconnect.proto scripts/build-web.mjs
+$(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+$(WEB_BUNDLE): package.json package-lock.json proto/guruconnect.proto scripts/build-web.mjs | $(NODE_STAMP)
 	npm run --silent build
 
 run: $(RUN_STAMP)

@@ -84,6 +84,8 @@ class AgentGate(CuttableProxy):
             writer.transport.abort()
             return
         up_writer.write(first)
+        # Tracked like the base class's, so stop() aborts them before its loop closes.
+        self._writers |= {writer, up_writer}
 
         async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(Exception):
@@ -93,6 +95,7 @@ class AgentGate(CuttableProxy):
             dst.transport.abort()
 
         await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
+        self._writers -= {writer, up_writer}
         if is_agent and self.armed:
             self._cut = True
 
