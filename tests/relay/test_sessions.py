@@ -48,6 +48,7 @@ from guruconnect.protocol import (
 from guruconnect.server.db.schema import machines, session_events, sessions, support_codes, users
 from tests.conftest import PASSWORD, LiveServer
 from tests.relay.conftest import Relay, events_of, eventually
+from tests.timing import scaled
 
 pytestmark = pytest.mark.asyncio
 
@@ -533,7 +534,7 @@ async def test_denied_consent_ends_the_session(
 async def test_consent_timeout_ends_the_session_and_a_late_yes_changes_nothing(
     relay_factory: Callable[..., Relay], keep: Closer
 ) -> None:
-    relay = await start(relay_factory, consent_timeout_seconds=0.5)
+    relay = await start(relay_factory, consent_timeout_seconds=scaled(2.0))
     api = keep(await relay.api())
     agent, machine_id, _ = await relay.online_agent(api)
     keep(agent)
