@@ -25,7 +25,7 @@ from tests.agent.conftest import XServer, admin_api
 from tests.agent.test_e2e import CONSENT, INDICATOR, next_state, wait_online
 from tests.built_agent.conftest import BUILD_TIMEOUT, built_agent, clean_env  # noqa: F401 - built_agent: the fixture
 from tests.conftest import LiveServer
-from tests.timing import scaled
+from tests.timing import async_wait_until, scaled
 
 
 @pytest.fixture(
@@ -115,14 +115,12 @@ def customer(
     xserver.stop_children()
 
 
-async def support_session(api: ApiClient, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+async def support_session(api: ApiClient) -> str:
+    async def redeemed() -> str | None:
         codes = await api._call("GET", "/api/support-codes")
-        if codes and codes[0]["session_id"]:
-            return str(codes[0]["session_id"])
-        await asyncio.sleep(0.1)
-    raise AssertionError("the code was not redeemed")
+        return str(codes[0]["session_id"]) if codes and codes[0]["session_id"] else None
+
+    return await async_wait_until(redeemed, 20, "the code redeemed")
 
 
 def exits_and_is_gone(joined: Joined) -> None:
@@ -149,7 +147,7 @@ def test_the_downloaded_file_serves_one_session_then_exits_and_removes_itself(
         online = time.monotonic() - joined.started
         record_property("download_to_online_s", round(online, 2))
         print(f"download -> online: {online:.2f} s")
-        session_id = await support_session(api, scaled(20))
+        session_id = await support_session(api)
         ticket = await api.viewer_ticket(session_id, "control")
 
         viewer = await ViewerClient.connect(api.base_url, session_id, ticket)
