@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Debian packages the tests need beyond Python: a virtual X server and tools to drive it
 # (agent capture, input and consent dialog), Chromium for the browser tests, a tray host
-# (trayer) for the tray icon test and xdg-utils for the guruconnect:// handler.
+# (trayer) for the tray icon test, xdg-utils for the guruconnect:// handler, and the reverse
+# proxies the deployment tests put in front of the server (nginx, Caddy).
 # Installs only what is missing; needs root (or sudo) the first time.
 set -euo pipefail
 
 PACKAGES=(xvfb xdotool x11-xkb-utils x11-utils x11-xserver-utils xauth chromium fonts-dejavu-core openssl
-    trayer xdg-utils)
+    trayer xdg-utils nginx-light caddy)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
