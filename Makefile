@@ -61,6 +61,8 @@ pytest: setup system
 lint: setup
 	$(VENV)/bin/ruff check src tests bench scripts packaging
 	$(VENV)/bin/ruff format --check src tests bench scripts packaging
+	# The browser modules marked `// @ts-check`, against their JSDoc types (tsconfig.json).
+	npx --no-install tsc -p tsconfig.json
 
 typecheck: setup
 	$(VENV)/bin/mypy
