@@ -34,7 +34,8 @@ def axe_violations(page: Page, *, exclude: list[str] | None = None) -> list[dict
     context = {"exclude": [[selector] for selector in exclude or []]}
     options = {"runOnly": {"type": "tag", "values": TAGS}, "resultTypes": ["violations"]}
     result: dict[str, Any] = page.evaluate(
-        "([context, options]) => window.axe.run(context.exclude.length ? context : document, options)",
+        "([context, options]) =>"
+        " window.axe.run(context.exclude.length ? context : document, options)",
         [context, options],
     )
     return list(result["violations"])
@@ -44,7 +45,8 @@ def summary(violations: list[dict[str, Any]]) -> str:
     lines = []
     for violation in violations:
         targets = [" ".join(map(str, node["target"])) for node in violation["nodes"][:5]]
-        lines.append(f"{violation['impact']}: {violation['id']} ({violation['help']}) at {json.dumps(targets)}")
+        where = json.dumps(targets)
+        lines.append(f"{violation['impact']}: {violation['id']} ({violation['help']}) at {where}")
     return "\n".join(lines)
 
 
