@@ -9,7 +9,7 @@ import pytest
 import zstandard
 
 from guruconnect.agent.encode import tiles
-from guruconnect.agent.encode.tiles import TILE, TileEncoder
+from guruconnect.agent.encode.tiles import TILE, TileEncoder, TileRect
 from guruconnect.client.screen import FrameError, TileDecoder
 from guruconnect.protocol import Codec, Tile, VideoFrame
 
@@ -138,3 +138,90 @@ def bad_frame(**tile: Any) -> VideoFrame:
 def test_the_decoder_refuses_frames_that_lie(frame: VideoFrame) -> None:
     with pytest.raises(FrameError):
         TileDecoder().apply(frame)
+
+
+def test_tiles_are_separate_zstd_frames_that_declare_their_size() -> None:
+    """The batched compressor keeps the wire format: one zstd frame per tile."""
+    encoder = TileEncoder(100, 70)
+    encoder.load(screen(70, 100))
+    encoded = encoder.encode()
+    assert encoded is not None
+    for tile in encoded.messages[0].tiles:
+        size = tile.width * tile.height * 4
+        assert zstandard.frame_content_size(tile.data) == size
+        assert len(zstandard.ZstdDecompressor().decompress(tile.data)) == size
+    shapes = sorted((t.x, t.y, t.width, t.height) for t in encoded.messages[0].tiles)
+    assert shapes == [(0, 0, 64, 64), (0, 64, 64, 6), (64, 0, 36, 64), (64, 64, 36, 6)]
+
+
+def grab_blocks(encoder: TileEncoder, frame: Frame, blocks: list[TileRect]) -> None:
+    """What the streamer does with damage: only the damaged blocks are captured."""
+    for block in blocks:
+        x, y, w, h = encoder.pixels(block)
+        np.copyto(encoder.window(block), frame[y : y + h, x : x + w])
+
+
+def test_damage_limits_the_capture_and_the_diff_and_the_picture_stays_exact() -> None:
+    encoder, decoder = TileEncoder(200, 150), TileDecoder()
+    frame = screen(150, 200, seed=4)
+    send(encoder, frame, decoder)
+    changed = frame.copy()
+    changed[70, 130] ^= 0x55  # tile (1, 2)
+    changed[140:150, 192:200] = 9  # the corner tile (2, 3), partial both ways
+    changed[5, 5] ^= 1  # tile (0, 0): drawn, but not reported as damage
+    blocks = [TileRect(1, 1, 3, 4)]
+    grab_blocks(encoder, changed, blocks)
+    encoded = encoder.encode(damage=blocks)
+    assert encoded is not None
+    assert sorted((t.y // TILE, t.x // TILE) for t in encoded.messages[0].tiles) == [
+        (1, 2),
+        (2, 3),
+    ]
+    for message in encoded.messages:
+        decoder.apply(message)
+    expected = changed.copy()
+    expected[5, 5] = frame[5, 5]  # what was not reported is not sent...
+    assert np.array_equal(decoder.picture, expected)
+    # ...and the whole-frame check finds it later, against the picture the viewer has.
+    encoder.load(changed)
+    assert send(encoder, changed, decoder) == 1
+    assert np.array_equal(decoder.picture, changed)
+
+
+def test_partial_then_whole_frames_keep_the_reference_whole() -> None:
+    """Partial frames update the reference in place; a whole frame swaps the buffers;
+    mixing both must never leave stale pixels in what the diff compares against."""
+    encoder, decoder = TileEncoder(256, 192), TileDecoder()
+    rng = np.random.default_rng(5)
+    frame = screen(192, 256, seed=5)
+    send(encoder, frame, decoder)
+    for step in range(12):
+        frame = frame.copy()
+        row, col = int(rng.integers(0, 3)), int(rng.integers(0, 4))
+        frame[row * TILE + 3, col * TILE + 7] ^= 0xFF
+        if step % 3 == 2:
+            assert send(encoder, frame, decoder) == 1
+        else:
+            grab_blocks(encoder, frame, [TileRect(row, col, row + 1, col + 1)])
+            encoded = encoder.encode(damage=[TileRect(row, col, row + 1, col + 1)])
+            assert encoded is not None
+            assert encoded.tiles == 1
+            for message in encoded.messages:
+                decoder.apply(message)
+        assert np.array_equal(decoder.picture, frame)
+    # A fresh viewer joining now gets the whole picture from one keyframe.
+    late = TileDecoder()
+    encoder.load(frame)
+    keyframe = encoder.encode(keyframe=True)
+    assert keyframe is not None
+    for message in keyframe.messages:
+        late.apply(VideoFrame.FromString(message.SerializeToString()))
+    assert np.array_equal(late.picture, frame)
+
+
+def test_damage_that_changed_nothing_sends_nothing() -> None:
+    encoder, decoder = TileEncoder(128, 128), TileDecoder()
+    frame = screen(128, 128)
+    send(encoder, frame, decoder)
+    grab_blocks(encoder, frame, [TileRect(0, 0, 2, 2)])
+    assert encoder.encode(damage=[TileRect(0, 0, 2, 2)]) is None

@@ -2,11 +2,16 @@
 
 Capture and encoding run on one worker thread (the capture backends are not thread-safe,
 and numpy/zstd release the GIL, so the event loop keeps answering heartbeats and input).
-Pacing: at most ``fps`` frames a second; a frame in which nothing changed costs a capture
-and a diff and sends nothing. Backpressure: each frame is sent with ``await``, and the
-next capture starts only when the socket took it. When the relay holds the agent back
-(its viewers' queues are full) the sends wait and the capture rate falls with them; frames
-are never queued in the agent.
+Pacing: at most ``fps`` frames a second. Where the capture backend reports damage (X
+DAMAGE, DXGI dirty rectangles) a frame is captured as soon as something is drawn (the
+frame rate is a ceiling, not a tick), only the damaged tiles are read and compared, and a
+still screen costs no capture at all but a whole-frame check once a second
+(``DamageTracker``). Without damage reports a frame is captured every period, and one in
+which nothing changed costs a capture and a diff and sends nothing.
+
+Backpressure: each frame is sent with ``await``, and the next capture starts only when
+the socket took it. When the relay holds the agent back (its viewers' queues are full)
+the sends wait and the capture rate falls with them; frames are never queued in the agent.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ import structlog
 
 from guruconnect.agent.capture import ALL_DISPLAYS, Capturer, DisplayInfo
 from guruconnect.agent.capture.cursor import CursorSource, Pointer
+from guruconnect.agent.capture.damage import DamageSource, DamageTracker
 from guruconnect.agent.encode.h264 import EncoderError, H264Encoder
 from guruconnect.agent.encode.rate import RateControl
-from guruconnect.agent.encode.tiles import TileEncoder
+from guruconnect.agent.encode.tiles import TileEncoder, TileRect
 from guruconnect.protocol import Codec, CursorPosition, VideoFrame, encode
 
 log = structlog.get_logger(__name__)
@@ -60,6 +66,10 @@ class CaptureWorker:
         self._open_cursor = open_cursor
         self._capturer: Capturer | None = None
         self._cursor: CursorSource | None = None
+        self._damage: DamageSource | None = None
+        self._damage_opened = False
+        #: The damage source's descriptor, for the event loop to watch (None: poll).
+        self.damage_fd: int | None = None
 
     def capturer(self) -> Capturer:
         if self._capturer is None:
@@ -71,6 +81,26 @@ class CaptureWorker:
             self._cursor = self._open_cursor()
         return self._cursor
 
+    def damage(self) -> DamageSource | None:
+        """The capture backend's damage reports, if it has any (opened once)."""
+        if not self._damage_opened:
+            self._damage_opened = True
+            opener: Callable[[], DamageSource | None] | None = getattr(
+                self.capturer(), "damage", None
+            )
+            self._damage = opener() if opener is not None else None
+            self.damage_fd = self._damage.fileno() if self._damage is not None else None
+        return self._damage
+
+    def drop_damage(self) -> None:
+        """The damage source failed: poll from now on."""
+        if self._damage is not None:
+            source, self._damage, self.damage_fd = self._damage, None, None
+            try:
+                source.close()
+            except Exception as exc:
+                log.warning("closing the damage source failed", error=str(exc))
+
     async def call(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
@@ -79,6 +109,7 @@ class CaptureWorker:
 
     def close(self) -> None:
         def shut() -> None:
+            self.drop_damage()
             if self._capturer is not None:
                 self._capturer.close()
             if self._cursor is not None:
@@ -121,6 +152,7 @@ class Streamer:
         self.codec: int = Codec.CODEC_RAW_ZSTD
         self.fallback_reason = ""
         self._tiles: TileEncoder | None = None
+        self._tracker: DamageTracker | None = None
         self._h264: H264Encoder | None = None
         self._refine = 0
         self._keyframe = True
@@ -156,16 +188,68 @@ class Streamer:
         self.display_id = displays[0].id
         return displays[0]
 
-    def _frame(self, keyframe: bool) -> tuple[list[bytes], int, bool]:
-        """Worker thread: capture, diff, encode, serialise. ([], 0, False) = nothing to send."""
+    def _plan(self, display: DisplayInfo, keyframe: bool) -> tuple[bool, list[TileRect] | None]:
+        """Worker thread: whether to capture now, and which blocks of tiles (None: the
+        whole frame). Without damage reports: always, the whole frame."""
+        source = self.worker.damage()
+        if source is None:
+            return True, None
+        tracker = self._tracker
+        if tracker is None:
+            tracker = self._tracker = DamageTracker(
+                display.width, display.height, origin=(display.x, display.y), period=0.0
+            )
+        tracker.period = 1.0 / self.rate.fps
+        try:
+            rects = source.read()
+        except Exception as exc:
+            log.warning("damage reports failed, polling the screen", error=str(exc))
+            self.worker.drop_damage()
+            return True, None
+        if rects is None:
+            tracker.add_all()
+        else:
+            tracker.add(rects)
+        now = time.monotonic()
+        refining = self.codec == Codec.CODEC_H264 and self._refine > 0
+        if not (keyframe or refining or tracker.due(now) <= now):
+            return False, None
+        blocks = tracker.take(now)
+        return True, (None if keyframe else blocks)
+
+    def _grab(
+        self, display: DisplayInfo, tiles: TileEncoder, blocks: list[TileRect] | None
+    ) -> bool:
+        """Worker thread: capture the blocks (or the whole frame); whether it was partial."""
+        capturer = self.worker.capturer()
+        grab_area = getattr(capturer, "grab_area", None)
+        if (
+            blocks is None
+            or grab_area is None
+            or tiles.needs_whole_frame
+            or self.codec == Codec.CODEC_H264  # the encoder takes whole pictures
+        ):
+            capturer.grab(display, tiles.target)
+            return False
+        for block in blocks:
+            grab_area(display, *tiles.pixels(block), tiles.window(block))
+        return True
+
+    def _frame(self, keyframe: bool) -> tuple[list[bytes], int, bool] | None:
+        """Worker thread: capture, diff, encode, serialise. None = nothing captured,
+        ([], 0, False) = nothing to send."""
         display = self._resolve()
         tiles = self._tiles
         if tiles is None or self.display != display:
             tiles = self._tiles = TileEncoder(display.width, display.height)
+            self._tracker = None
             self._close_h264()
             self.display = display
             keyframe = True
-        self.worker.capturer().grab(display, tiles.target)
+        capture, blocks = self._plan(display, keyframe)
+        if not capture:
+            return None
+        partial = self._grab(display, tiles, blocks)
         now_us = time.time_ns() // 1000
         if self.codec == Codec.CODEC_H264:
             try:
@@ -178,7 +262,11 @@ class Streamer:
                 self.codec = Codec.CODEC_RAW_ZSTD
                 keyframe = True
         encoded = tiles.encode(
-            keyframe=keyframe, session_id=self.session_id, display_id=display.id, now_us=now_us
+            keyframe=keyframe,
+            session_id=self.session_id,
+            display_id=display.id,
+            now_us=now_us,
+            damage=blocks if partial else None,
         )
         if encoded is None:
             return [], 0, False
@@ -236,12 +324,14 @@ class Streamer:
             self._h264.close()
             self._h264 = None
 
-    def _tick(self, keyframe: bool) -> tuple[list[bytes], int, bool, list[bytes]]:
-        """Worker thread, once per frame period: the frame, then the cursor messages (all
-        of them again after a keyframe). One hop to the worker thread per frame."""
-        messages, tiles, was_keyframe = self._frame(keyframe)
+    def _tick(self, keyframe: bool) -> tuple[bool, list[bytes], int, bool, list[bytes]]:
+        """Worker thread, once per frame period or on damage: the frame (if one was
+        captured), then the cursor messages (all of them again after a keyframe). One hop
+        to the worker thread per frame."""
+        frame = self._frame(keyframe)
+        messages, tiles, was_keyframe = frame if frame is not None else ([], 0, False)
         cursor = [data for data in self._pointer(was_keyframe) if data is not None]
-        return messages, tiles, was_keyframe, cursor
+        return frame is not None, messages, tiles, was_keyframe, cursor
 
     def _pointer(self, again: bool) -> tuple[bytes | None, bytes | None]:
         """Cursor messages to send: what changed, or everything ``again`` (with a keyframe,
@@ -264,6 +354,25 @@ class Streamer:
             )
         return (encode(shape) if shape is not None else None), position
 
+    async def _wait(self, deadline: float, damage_fd: int | None) -> None:
+        """Until the next period (the pointer is polled once a period), cut short by a
+        keyframe request, a display switch or, when ``damage_fd`` is given, damage."""
+        delay = deadline - time.monotonic()
+        if delay <= 0:
+            return
+        self._changed.clear()
+        loop = asyncio.get_running_loop()
+        if damage_fd is not None:
+            loop.add_reader(damage_fd, self._changed.set)
+        try:
+            async with asyncio.timeout(delay):
+                await self._changed.wait()
+        except TimeoutError:
+            pass
+        finally:
+            if damage_fd is not None:
+                loop.remove_reader(damage_fd)
+
     async def run(self) -> None:
         next_keyframe = time.monotonic() + self.keyframe_interval
         try:
@@ -271,7 +380,7 @@ class Streamer:
                 started = time.monotonic()
                 keyframe = self._keyframe or started >= next_keyframe
                 self._keyframe = False
-                messages, tiles, was_keyframe, cursor = await self.worker.call(
+                captured, messages, tiles, was_keyframe, cursor = await self.worker.call(
                     functools.partial(self._tick, keyframe)
                 )
                 if was_keyframe:
@@ -289,14 +398,10 @@ class Streamer:
                     self.stats.idle += 1
                 for data in cursor:
                     await self.send(data)
-                delay = 1.0 / self.rate.fps - (time.monotonic() - started)
-                if delay > 0:
-                    self._changed.clear()
-                    # A keyframe request or a display switch cuts the wait short.
-                    try:
-                        async with asyncio.timeout(delay):
-                            await self._changed.wait()
-                    except TimeoutError:
-                        pass
+                # After a capture the cap holds the next one back a period; after a tick
+                # that captured nothing, damage may start the next one at once.
+                await self._wait(
+                    started + 1.0 / self.rate.fps, None if captured else self.worker.damage_fd
+                )
         finally:
             await self.worker.call(self._close_h264)
