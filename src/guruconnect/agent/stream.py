@@ -51,6 +51,8 @@ class FrameStats:
     bytes: int = 0
     idle: int = 0
     keyframes: int = 0
+    #: Captures of only the damaged blocks (damage reports at work).
+    partial: int = 0
 
 
 class CaptureWorker:
@@ -139,6 +141,7 @@ class Streamer:
         codec: int = Codec.CODEC_RAW_ZSTD,
         h264_encoder: str | None = None,
         max_rate_kbps: int = 8000,
+        full_check: float = 1.0,
     ) -> None:
         self.worker = worker
         self.send = send
@@ -153,6 +156,8 @@ class Streamer:
         self.fallback_reason = ""
         self._tiles: TileEncoder | None = None
         self._tracker: DamageTracker | None = None
+        #: Seconds between whole-frame checks when damage reports drive the capture.
+        self.full_check = full_check
         self._h264: H264Encoder | None = None
         self._refine = 0
         self._keyframe = True
@@ -197,7 +202,11 @@ class Streamer:
         tracker = self._tracker
         if tracker is None:
             tracker = self._tracker = DamageTracker(
-                display.width, display.height, origin=(display.x, display.y), period=0.0
+                display.width,
+                display.height,
+                origin=(display.x, display.y),
+                period=0.0,
+                full_check=self.full_check,
             )
         tracker.period = 1.0 / self.rate.fps
         try:
@@ -250,6 +259,7 @@ class Streamer:
         if not capture:
             return None
         partial = self._grab(display, tiles, blocks)
+        self.stats.partial += partial
         now_us = time.time_ns() // 1000
         if self.codec == Codec.CODEC_H264:
             try:

@@ -24,7 +24,8 @@ class MssCapturer:
         if sys.platform.startswith("linux") and display_name:
             kwargs["display"] = display_name
         try:
-            self._mss = mss.mss(**kwargs)
+            # mss 10 renamed the factory (the old name warns); 9 has only the old one.
+            self._mss = getattr(mss, "MSS", mss.mss)(**kwargs)
         except Exception as exc:
             raise CaptureError(f"cannot open the screen: {exc}") from exc
 

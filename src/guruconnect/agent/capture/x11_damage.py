@@ -35,10 +35,12 @@ class X11Damage:
             self._display: Any = xdisplay.Display(display_name)
         except Exception as exc:
             raise CaptureError(f"cannot open the display for damage: {exc}") from exc
-        if not self._display.has_extension("DAMAGE"):
+        extension = self._display.query_extension("DAMAGE")
+        if extension is None or not self._display.has_extension("DAMAGE"):
             self._display.close()
             raise CaptureError("the X server has no DAMAGE extension")
-        self._event_type: Any = damage.DamageNotify
+        # By event code, not class: python-xlib may load its extension modules twice.
+        self._event_code = int(extension.first_event) + damage.DamageNotifyCode
         self._display.damage_query_version()
         self._damage = self._display.screen().root.damage_create(damage.DamageReportRawRectangles)
         self._display.sync()  # the damage object exists before the first capture
@@ -53,7 +55,7 @@ class X11Damage:
         # Everything the socket holds now; what arrives later leaves the socket readable.
         for _ in range(display.pending_events()):
             event = display.next_event()
-            if isinstance(event, self._event_type) and not overflow:
+            if event.type & 0x7F == self._event_code and not overflow:
                 area = event.area
                 rects.append(Rect(area.x, area.y, area.width, area.height))
                 overflow = len(rects) > MAX_EVENTS
