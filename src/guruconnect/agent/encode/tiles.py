@@ -20,6 +20,7 @@ right column, the corner), compressed in one call across threads
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 import zstandard
 
-from guruconnect.protocol import Codec, Tile, VideoFrame
+from guruconnect.protocol import Codec, VideoFrame
 
 TILE = 64
 #: Tiles per VideoFrame message at most by size: a keyframe of a busy 1080p screen is
@@ -77,11 +78,11 @@ class EncodedFrame:
 class _BatchCompressor:
     """zstd of many equal-sized blocks in one call, one zstd frame per block."""
 
-    def __init__(self, level: int) -> None:
+    def __init__(self, level: int, threads: int | None) -> None:
         self._compressor = zstandard.ZstdCompressor(level=level)
         # The C extension has the multi-buffer API; the cffi backend (PyPy) does not.
         self._batched = hasattr(self._compressor, "multi_compress_to_buffer")
-        self._threads = max(1, min(4, os.cpu_count() or 1))
+        self._threads = threads if threads is not None else min(4, os.cpu_count() or 1)
 
     def compress(self, groups: Sequence[Frame]) -> list[bytes]:
         """Each group is n x (block) contiguous pixels; returns n compressed blocks per
@@ -103,7 +104,7 @@ class _BatchCompressor:
             buffers.append(zstandard.BufferWithSegments(block.data, segments.tobytes()))
             count += n
         data = zstandard.BufferWithSegmentsCollection(*buffers)  # type: ignore[no-untyped-call]
-        threads = self._threads if count >= THREADED_FROM else 0
+        threads = self._threads if count >= THREADED_FROM and self._threads > 1 else 0
         out = self._compressor.multi_compress_to_buffer(data, threads=threads)
         return [out[index].tobytes() for index in range(len(out))]
 
@@ -111,7 +112,11 @@ class _BatchCompressor:
 class TileEncoder:
     """Dirty-tile encoder for one display of a fixed size (make a new one on resize)."""
 
-    def __init__(self, width: int, height: int, *, level: int = 1) -> None:
+    def __init__(
+        self, width: int, height: int, *, level: int = 1, threads: int | None = None
+    ) -> None:
+        """``threads``: compression threads for big frames (default: one per core, up to
+        4; 1 compresses on the calling thread only)."""
         if width <= 0 or height <= 0:
             raise ValueError(f"bad frame size {width}x{height}")
         self.width = width
@@ -123,7 +128,7 @@ class TileEncoder:
         self._previous: Frame = np.zeros(shape, np.uint8)
         words = (shape[0], shape[1] * 4 // 8)
         self._changed = np.zeros(words, np.bool_)
-        self._batch = _BatchCompressor(level)
+        self._batch = _BatchCompressor(level, threads)
         self._have_previous = False
         self.frame_number = 0
         # Whole tiles and the partial edges (0 when the size is a multiple of the tile).
@@ -280,21 +285,18 @@ class TileEncoder:
         now_us: int,
     ) -> list[VideoFrame]:
         width, height = self.width, self.height
-        tiles = [
-            Tile(x=x, y=y, width=min(TILE, width - x), height=min(TILE, height - y), data=d)
-            for x, y, d in zip(xs, ys, data, strict=True)
-        ]
         # Split under the message limit; usually one message.
-        parts: list[list[Tile]] = []
-        start, size = 0, 0
+        bounds = [0]
+        size = 0
         for index, length in enumerate(map(len, data)):
             if size and size + length > MAX_MESSAGE_BYTES:
-                parts.append(tiles[start:index])
-                start, size = index, 0
+                bounds.append(index)
+                size = 0
             size += length + TILE_OVERHEAD
-        parts.append(tiles[start:])
-        return [
-            VideoFrame(
+        bounds.append(len(data))
+        messages = []
+        for number, (start, end) in enumerate(itertools.pairwise(bounds)):
+            message = VideoFrame(
                 session_id=session_id,
                 display_id=display_id,
                 codec=Codec.CODEC_RAW_ZSTD,
@@ -303,7 +305,9 @@ class TileEncoder:
                 width=width,
                 height=height,
                 frame_number=self.frame_number,
-                tiles=part,
             )
-            for number, part in enumerate(parts)
-        ]
+            add = message.tiles.add  # built in place: no Tile objects to copy in
+            for x, y, d in zip(xs[start:end], ys[start:end], data[start:end], strict=True):
+                add(x=x, y=y, width=min(TILE, width - x), height=min(TILE, height - y), data=d)
+            messages.append(message)
+        return messages
