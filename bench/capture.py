@@ -123,7 +123,7 @@ class Painter:
         picture = np.zeros((HEIGHT, WIDTH + 256, 4), np.uint8)
         picture[..., 0] = np.arange(WIDTH + 256)[None, :] % 256
         picture[..., 1] = np.arange(HEIGHT)[:, None] % 256
-        for top in range(0, HEIGHT, 200):  # bands of "photo" and "text"
+        for top in range(0, HEIGHT - 110, 200):  # bands of "photo" and "text"
             picture[top : top + 64] = noise
             picture[top + 100 : top + 110, :, :3] = (noise[:10, :, :3] > 128) * np.uint8(200)
         for top in range(0, HEIGHT, 24):  # under the core protocol's request size
