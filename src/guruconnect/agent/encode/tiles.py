@@ -82,7 +82,10 @@ class _BatchCompressor:
         self._compressor = zstandard.ZstdCompressor(level=level)
         # The C extension has the multi-buffer API; the cffi backend (PyPy) does not.
         self._batched = hasattr(self._compressor, "multi_compress_to_buffer")
-        self._threads = threads if threads is not None else min(4, os.cpu_count() or 1)
+        # One core stays free for the event loop and the user's programs: on two cores a
+        # second compression thread measured slower than one (bench/capture.py).
+        cores = os.cpu_count() or 1
+        self._threads = threads if threads is not None else max(1, min(4, cores - 1))
 
     def compress(self, groups: Sequence[Frame]) -> list[bytes]:
         """Each group is n x (block) contiguous pixels; returns n compressed blocks per
@@ -115,8 +118,8 @@ class TileEncoder:
     def __init__(
         self, width: int, height: int, *, level: int = 1, threads: int | None = None
     ) -> None:
-        """``threads``: compression threads for big frames (default: one per core, up to
-        4; 1 compresses on the calling thread only)."""
+        """``threads``: compression threads for big frames (default: one per core but
+        one, up to 4; 1 compresses on the calling thread only)."""
         if width <= 0 or height <= 0:
             raise ValueError(f"bad frame size {width}x{height}")
         self.width = width
