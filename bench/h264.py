@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import os
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -191,9 +192,8 @@ def encode_all(path: Path, frames: list[Frame]) -> tuple[list[EncodedPicture], f
         encoder.close()
 
 
-def measure(path: Path, frames: list[Frame]) -> Result:
-    pictures, wall, cpu = encode_all(path, frames)
-    figure_load = load()
+def quality(pictures: list[EncodedPicture], frames: list[Frame]) -> tuple[float, float, float]:
+    """Median and mean bytes per frame (after the keyframe) and median PSNR."""
     decoder = H264Decoder()
     scores = []
     for index, (picture, frame) in enumerate(zip(pictures, frames, strict=True)):
@@ -209,28 +209,47 @@ def measure(path: Path, frames: list[Frame]) -> Result:
         if index:
             scores.append(psnr(decoder.rgb(), frame[:, :, 2::-1]))
     sizes = [len(p.data) for p in pictures[1:]]
-    return Result(
-        statistics.median(sizes),
-        statistics.mean(sizes),
-        statistics.median(scores),
-        len(frames) / wall,
-        cpu * 1000 / len(frames),
-        figure_load,
-    )
+    return statistics.median(sizes), statistics.mean(sizes), statistics.median(scores)
 
 
-def table(scene: str, frames: list[Frame]) -> None:
-    print(f"\n{scene}: {len(frames)} frames of {WIDTH}x{HEIGHT}")
+def measure(frames: list[Frame], rounds: int) -> list[Result]:
+    """Every path, ``rounds`` times, interleaved (so load that comes and goes hits all
+    paths alike); speed is the median over the rounds, after one warm-up round."""
+    encode_all(PATHS[0], frames[:3])
+    walls: list[list[float]] = [[] for _ in PATHS]
+    cpus: list[list[float]] = [[] for _ in PATHS]
+    loads: list[str] = ["" for _ in PATHS]
+    sizes: list[tuple[float, float, float]] = []
+    for round_ in range(rounds):
+        for index, path in enumerate(PATHS):
+            pictures, wall, cpu = encode_all(path, frames)
+            walls[index].append(wall)
+            cpus[index].append(cpu)
+            loads[index] = load()
+            if round_ == 0:  # the stream is the same every round
+                sizes.append(quality(pictures, frames))
+    return [
+        Result(
+            *sizes[index],
+            len(frames) / statistics.median(walls[index]),
+            statistics.median(cpus[index]) * 1000 / len(frames),
+            loads[index],
+        )
+        for index in range(len(PATHS))
+    ]
+
+
+def table(scene: str, frames: list[Frame], rounds: int) -> None:
+    print(f"\n{scene}: {len(frames)} frames of {WIDTH}x{HEIGHT}, median of {rounds} rounds")
     header = (
         f"{'path':36} {'bytes/frame':>11} {'mean':>8} {'x':>5} {'PSNR dB':>7} "
         f"{'fps':>6} {'x':>5} {'CPU ms':>6} {'x':>5}  load avg"
     )
     print(header)
     print("-" * len(header))
-    base: Result | None = None
-    for path in PATHS:
-        result = measure(path, frames)
-        base = base or result
+    results = measure(frames, rounds)
+    base = results[0]
+    for path, result in zip(PATHS, results, strict=True):
         print(
             f"{path.name:36} {result.bytes_median:11.0f} {result.bytes_mean:8.0f} "
             f"{result.bytes_mean / base.bytes_mean:5.2f} {result.psnr:7.1f} "
@@ -276,41 +295,87 @@ def first_frame_latency(repeats: int) -> None:
         )
 
 
-def refinement(count: int) -> None:
-    """PSNR of a still screen, frame by frame, after a burst of changes."""
-    frames = desktop_scene(count)
+def refinement() -> None:
+    """PSNR of a still screen, frame by frame, after the whole screen changed (a window
+    opened over everything): the first picture is held back by the rate cap."""
+    before = desktop_base(np.random.default_rng(1))
+    after = desktop_base(np.random.default_rng(2))
+    after[:, :, :3] = 255 - after[:, :, :3]
+    print(f"\nstill screen after a full-screen change: frame 0 is the change  load {load()}")
+    for preset in ("veryfast", "superfast"):
+        encoder = H264Encoder("libx264", WIDTH, HEIGHT, options={"preset": preset})
+        decoder = H264Decoder()
+        row = []
+        try:
+            for index in range(13):
+                frame = before if index == 0 else after
+                picture = encoder.encode(frame, keyframe=index == 0, pts_us=index * 33_333)
+                decoder.apply(
+                    VideoFrame(
+                        codec=Codec.CODEC_H264, data=picture.data, width=WIDTH, height=HEIGHT
+                    )
+                )
+                row.append((len(picture.data), psnr(decoder.rgb(), frame[:, :, 2::-1])))
+        finally:
+            encoder.close()
+        print(f"  {preset:9} PSNR dB: " + " ".join(f"{score:.1f}" for _, score in row[1:]))
+        print(f"  {preset:9} bytes:   " + " ".join(str(size) for size, _ in row[1:]))
+    print(f"  load {load()}")
+
+
+def conversion(repeats: int) -> None:
+    """The steps before x264: wrapping the captured array and BGRA -> YUV 4:2:0."""
+    frame = desktop_scene(1)[0]
     encoder = H264Encoder("libx264", WIDTH, HEIGHT)
-    decoder = H264Decoder()
 
-    def step(frame: Frame, index: int) -> tuple[int, float]:
-        picture = encoder.encode(frame, keyframe=index == 0, pts_us=index * 33_333)
-        decoder.apply(
-            VideoFrame(codec=Codec.CODEC_H264, data=picture.data, width=WIDTH, height=HEIGHT)
-        )
-        return len(picture.data), psnr(decoder.rgb(), frame[:, :, 2::-1])
+    def step(fn: Callable[[], object]) -> tuple[float, float, float]:
+        fn()
+        walls, cpus = [], []
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(repeats):
+            wall, cpu = time.perf_counter(), time.process_time()
+            fn()
+            cpus.append((time.process_time() - cpu) * 1000)
+            walls.append((time.perf_counter() - wall) * 1000)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+        return statistics.median(walls), statistics.median(cpus), faults / repeats
 
+    print(f"\nbefore x264, one 1080p frame, medians of {repeats}")
+    header = f"{'step':44} {'wall ms':>8} {'CPU ms':>7} {'page faults':>11}  load avg"
+    print(header)
+    print("-" * len(header))
+    rows = [
+        (
+            "wrap: from_ndarray (baseline, a copy)",
+            lambda: av.VideoFrame.from_ndarray(frame, "bgra"),
+        ),
+        (
+            "wrap: from_numpy_buffer (new, a view)",
+            lambda: av.VideoFrame.from_numpy_buffer(frame, "bgra"),
+        ),
+        ("wrap + convert: baseline", lambda: baseline_convert(frame)),
+        ("wrap + convert: new (pooled filter graph)", lambda: encoder.convert(frame)),
+    ]
     try:
-        for index, frame in enumerate(frames):
-            step(frame, index)
-        row = [step(frames[-1], len(frames) + k) for k in range(12)]
+        for name, fn in rows:
+            wall, cpu, faults = step(fn)
+            print(f"{name:44} {wall:8.2f} {cpu:7.2f} {faults:11.0f}  {load()}", flush=True)
     finally:
         encoder.close()
-    print(f"\nstill screen after changes (superfast), refinement frames 1-12  load {load()}")
-    print("  PSNR dB: " + " ".join(f"{score:.1f}" for _, score in row))
-    print("  bytes:   " + " ".join(str(size) for size, _ in row))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer frames")
     args = parser.parse_args()
-    configure("warning")
-    count = 12 if args.quick else 30
+    configure("WARNING")
+    count, rounds = (12, 2) if args.quick else (24, 3)
     print(f"cores {os.cpu_count()}  load avg at start {load()}")
-    table("desktop (typing, a moving window)", desktop_scene(count))
-    table("full motion (every pixel, every frame)", motion_scene(count))
+    conversion(10 if args.quick else 30)
+    table("desktop (typing, a moving window)", desktop_scene(count), rounds)
+    table("full motion (every pixel, every frame)", motion_scene(count), rounds)
     first_frame_latency(8 if args.quick else 20)
-    refinement(count)
+    refinement()
 
 
 if __name__ == "__main__":
