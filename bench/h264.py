@@ -144,12 +144,12 @@ class Path:
 PATHS = [
     Path("baseline (veryfast, old convert)", "veryfast", baseline=True),
     Path("veryfast", "veryfast"),
-    Path("superfast", "superfast"),
+    Path("superfast (new default, as the agent runs it)", "superfast"),
     Path("ultrafast", "ultrafast"),
     Path("veryfast, 1 x264 thread", "veryfast", threads=1),
     Path("superfast, 1 x264 thread", "superfast", threads=1),
     Path("ultrafast, 1 x264 thread", "ultrafast", threads=1),
-    Path("pipeline superfast (new default)", "superfast", pipeline=True),
+    Path("pipeline superfast", "superfast", pipeline=True),
     Path("pipeline superfast, 1 x264 thread", "superfast", threads=1, pipeline=True),
 ]
 
@@ -242,7 +242,7 @@ def measure(frames: list[Frame], rounds: int) -> list[Result]:
 def table(scene: str, frames: list[Frame], rounds: int) -> None:
     print(f"\n{scene}: {len(frames)} frames of {WIDTH}x{HEIGHT}, median of {rounds} rounds")
     header = (
-        f"{'path':36} {'bytes/frame':>11} {'mean':>8} {'x':>5} {'PSNR dB':>7} "
+        f"{'path':50} {'bytes/frame':>11} {'mean':>8} {'x':>5} {'PSNR dB':>7} "
         f"{'fps':>6} {'x':>5} {'CPU ms':>6} {'x':>5}  load avg"
     )
     print(header)
@@ -251,7 +251,7 @@ def table(scene: str, frames: list[Frame], rounds: int) -> None:
     base = results[0]
     for path, result in zip(PATHS, results, strict=True):
         print(
-            f"{path.name:36} {result.bytes_median:11.0f} {result.bytes_mean:8.0f} "
+            f"{path.name:50} {result.bytes_median:11.0f} {result.bytes_mean:8.0f} "
             f"{result.bytes_mean / base.bytes_mean:5.2f} {result.psnr:7.1f} "
             f"{result.fps:6.1f} {result.fps / base.fps:5.2f} {result.cpu_ms:6.1f} "
             f"{result.cpu_ms / base.cpu_ms:5.2f}  {result.load}",

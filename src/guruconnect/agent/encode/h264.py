@@ -26,16 +26,20 @@ Cost per 1080p frame (bench/h264.py measures it against the old path in one run)
 - No per-frame allocation of the big arrays. The captured BGRA array is wrapped, not
   copied (``from_numpy_buffer``: 10 us instead of 2.3 ms), and BGRA->YUV runs in a
   libavfilter graph whose output frames come from FFmpeg's buffer pool, so the 3 MB YUV
-  frame is recycled instead of freshly mapped (``VideoFrame.reformat`` allocated one per
-  frame: ~380 page faults each).
+  frame is recycled instead of freshly allocated and faulted in on every frame (what
+  ``VideoFrame.reformat`` does).
 - Conversion and encoding are separate steps (``convert``, ``encode_yuv``) that release
   the GIL; ``H264Pipeline`` runs them on two threads, so frame N+1 is converted while
   frame N is encoded.
 - x264's preset is ``superfast``, chosen by measurement over ``veryfast`` (the old
-  setting) and ``ultrafast``: on a desktop with typing and a moving window it costs about
-  a quarter less CPU than ``veryfast`` at +5 % bytes and +1 dB PSNR; ``ultrafast`` saves
-  another ~15 % of CPU but spends +35-60 % bytes (no intra 4x4 for text). ``zerolatency``
-  stays: it is what keeps x264 from holding frames back (no lookahead, no frame threads).
+  setting) and ``ultrafast``: it costs a quarter less CPU than ``veryfast`` on a desktop
+  with typing and a moving window and half under full-screen motion, for 7 % fewer bytes
+  and +0.9 dB on the desktop and 5 % more bytes at the same PSNR under motion;
+  ``ultrafast`` saves another ~20 % of CPU but spends 40 % more bytes on the desktop (no
+  intra 4x4 for text). After a full-screen change ``superfast`` refines a still screen
+  to 44 dB in about 8 frames (``REFINE_FRAMES`` in agent/stream.py stays 10).
+  ``zerolatency`` stays: it keeps x264 from holding frames back (no lookahead, no frame
+  threads; slice threads instead).
 """
 
 from __future__ import annotations
@@ -279,6 +283,10 @@ class H264Pipeline:
     the encoder takes frames in order. Both steps release the GIL, so on two cores the
     throughput is bounded by the slower step rather than by their sum. Nothing waits for
     a later frame: a frame submitted to an idle pipeline is encoded at once.
+
+    The streamer does not keep a frame in flight (the next capture waits until the
+    socket took the last frame: backpressure), so it calls ``H264Encoder.encode``; this
+    is for a loop that may overlap frames, and bench/h264.py measures it.
     """
 
     def __init__(self, encoder: H264Encoder) -> None:
