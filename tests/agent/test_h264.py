@@ -9,13 +9,14 @@ misplaced blocks) far more again. The encoder's first picture of a change is VBV
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 import pytest
 
 from guruconnect.agent.encode import h264
-from guruconnect.agent.encode.h264 import EncoderError, H264Encoder
+from guruconnect.agent.encode.h264 import EncoderError, H264Encoder, H264Pipeline
 from guruconnect.agent.encode.rate import MIN_FPS, MIN_RATE_KBPS, RateControl
 from guruconnect.client.h264 import H264Decoder, psnr
 from guruconnect.protocol import Codec, VideoFrame
@@ -148,6 +149,62 @@ def test_the_rate_cap_bounds_a_busy_stream() -> None:
     kbit_per_second = sum(low[10:]) * 8 / 1000
     assert kbit_per_second < 400 * 1.3
     assert np.median(low[10:]) < np.median(high[10:]) / 4
+
+
+def test_close_frees_the_encoder_and_its_threads_at_once() -> None:
+    def threads() -> set[str]:
+        return set(os.listdir("/proc/self/task"))
+
+    before = threads()
+    encoder = H264Encoder("libx264", 320, 180, threads=2)  # threads even on one core
+    assert encoder.encode(desktop(320, 180), keyframe=True).keyframe
+    started = threads() - before
+    assert started  # x264's slice threads (and the converter's)
+    encoder.close()
+    # Freed now, not whenever the garbage collector gets to the encoder object.
+    assert not threads() & started
+    assert encoder.closed
+    with pytest.raises(EncoderError, match="closed"):
+        encoder.encode(desktop(320, 180))
+    encoder.close()  # twice is fine
+
+
+def test_a_capture_buffer_reused_in_place_is_read_afresh_each_frame() -> None:
+    # The capturer grabs into the same array every frame; the encoder wraps it without
+    # copying, so each frame must show what the array holds at that moment.
+    screen = desktop(320, 180)
+    encoder, decoder = H264Encoder("libx264", 320, 180), H264Decoder()
+    for step in range(6):
+        screen[40:100, 20 + 30 * step : 80 + 30 * step, :3] = (30 * step, 200, 250 - 30 * step)
+        picture = encoder.encode(screen, keyframe=step == 0, pts_us=step)
+        assert decoder.apply(wire(picture, 320, 180)) == 1
+        assert psnr(decoder.rgb(), screen[:, :, 2::-1]) >= PSNR_DB - 2, step
+    encoder.close()
+
+
+def test_the_pipeline_keeps_order_and_owns_no_captured_memory() -> None:
+    frames = [desktop(320, 180, seed=seed) for seed in range(5)]
+    pipeline = H264Pipeline(H264Encoder("libx264", 320, 180))
+    capture = np.empty_like(frames[0])  # one buffer, overwritten by the next capture
+    pending = []
+    for index, frame in enumerate(frames):
+        capture[...] = frame
+        pending.append(pipeline.submit(capture, keyframe=index in (0, 3), pts_us=index))
+        capture[...] = 0  # once submit returned, the buffer is the capturer's again
+    pictures = [future.result() for future in pending]
+    assert [p.keyframe for p in pictures] == [True, False, False, True, False]
+    decoder = H264Decoder()
+    for picture, frame in zip(pictures, frames, strict=True):
+        assert decoder.apply(wire(picture, 320, 180)) == 1
+        assert psnr(decoder.rgb(), frame[:, :, 2::-1]) >= PSNR_DB - 2
+    # A late joiner starts at the requested keyframe.
+    joiner = H264Decoder()
+    assert joiner.apply(wire(pictures[3], 320, 180)) == 1
+    assert psnr(joiner.rgb(), frames[3][:, :, 2::-1]) >= PSNR_DB - 2
+    pipeline.close()
+    assert pipeline.encoder.closed
+    with pytest.raises(EncoderError, match="closed"):
+        pipeline.encoder.encode(frames[0])
 
 
 def test_an_encoder_that_cannot_open_says_so() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import av
 import numpy as np
 import numpy.typing as npt
-from av.video.reformatter import ColorRange, Colorspace
+from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
 from guruconnect.protocol import Codec, VideoFrame
 
@@ -23,6 +23,9 @@ _MATRICES = {1: Colorspace.ITU709, 5: Colorspace.ITU601, 6: Colorspace.ITU601}
 class H264Decoder:
     def __init__(self) -> None:
         self._context: Any = av.CodecContext.create("h264", "r")
+        # One reformatter for the stream: it keeps its scaler between pictures (a
+        # frame's own ``reformat`` sets one up for every picture).
+        self._reformatter = VideoReformatter()
         self.picture: Picture = np.zeros((0, 0, 4), np.uint8)
         self.frames = 0
         self.keyframes = 0
@@ -35,7 +38,8 @@ class H264Decoder:
         for picture in pictures:
             matrix = _MATRICES.get(int(picture.colorspace), Colorspace.ITU601)
             full = int(picture.color_range) == int(ColorRange.JPEG)
-            rgb = picture.reformat(
+            rgb = self._reformatter.reformat(
+                picture,
                 format="bgra",
                 src_colorspace=matrix,
                 dst_colorspace=matrix,
