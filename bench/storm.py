@@ -280,7 +280,13 @@ async def _drop_schema(schema: str) -> None:
 
 
 async def one_run(
-    tree: str, src: Path, database: str, agents: int, interval: float, work: Path
+    tree: str,
+    src: Path,
+    database: str,
+    agents: int,
+    interval: float,
+    work: Path,
+    storm_timeout: float = 600,
 ) -> Figures:
     schema = None
     if database == "postgresql":
@@ -326,7 +332,7 @@ async def one_run(
         await asyncio.to_thread(server.start, 60)
         fleet.server_pid = server.pid
         healthy = time.monotonic()
-        all_back = await fleet.wait_all(600)
+        all_back = await fleet.wait_all(storm_timeout)
         storm = time.monotonic() - healthy
         load_storm = load()
         back = fleet.online
@@ -445,7 +451,9 @@ async def run(args: argparse.Namespace) -> None:
         for database in args.database:
             for tree, src in trees:
                 print(f"running {tree} on {database} ({load()}) ...", flush=True)
-                figures = await one_run(tree, src, database, args.agents, args.interval, Path(tmp))
+                figures = await one_run(
+                    tree, src, database, args.agents, args.interval, Path(tmp), args.storm_timeout
+                )
                 print(f"  {figures}", flush=True)
                 rows.append(figures)
     print(table(rows, args.interval))
@@ -461,6 +469,9 @@ def main() -> None:
     parser.add_argument("--baseline-ref", default="4f04c1f")
     parser.add_argument("--baseline-tree", type=Path, help="a checkout to compare against")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--storm-timeout", type=float, default=600, help="give up on the storm after this"
+    )
     args = parser.parse_args()
     with contextlib.suppress(ValueError, OSError):
         import resource
