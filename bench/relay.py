@@ -12,8 +12,14 @@ For each frame size and viewer count it prints MB/s and frames/s delivered to ea
 the share of frames delivered, and relay/baseline ratios; then round-trip latency of small
 messages, and the rate of three viewers while a fourth has stopped reading.
 
+With ``--baseline-ref`` (or ``--baseline-tree``) a third server runs too: the relay as it
+was at that commit (a ``git worktree`` under /tmp/issue-14-relay/, its ``src`` first on
+PYTHONPATH), measured in the same run, interleaved, against the same bare forwarder; so
+"before" and "after" are ratios taken side by side. Every row carries the load average.
+
     .venv/bin/python bench/relay.py            # full run
     .venv/bin/python bench/relay.py --quick    # smaller, for a smoke check
+    .venv/bin/python bench/relay.py --baseline-ref 4f04c1f --sizes 16 --viewers 1
 """
 
 from __future__ import annotations
@@ -100,7 +106,7 @@ def free_port() -> int:
         return port
 
 
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -115,48 +121,92 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
 class Servers:
     relay_url: str
     baseline_url: str
+    #: The relay at the baseline commit, when asked for.
+    old_url: str | None = None
 
 
-@contextlib.contextmanager
-def servers(workdir: Path) -> Servers:  # type: ignore[misc]
-    relay_port, baseline_port = free_port(), free_port()
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def baseline_tree(ref: str) -> Path:
+    """A checkout of ``ref`` (made once, kept for later runs)."""
+    path = Path(tempfile.gettempdir()) / "issue-14-relay" / f"baseline-{ref}"
+    if not (path / "src" / "guruconnect").is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                "git",
+                "-C",
+                str(Path(__file__).parent),
+                "worktree",
+                "add",
+                "--detach",
+                str(path),
+                ref,
+            ],
+            check=True,
+            capture_output=True,
+        )
+    return path
+
+
+def _start_relay(workdir: Path, name: str, src: Path | None) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
     env = {
         **os.environ,
         "JWT_SECRET": secrets.token_urlsafe(48),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / f'{name}.db'}",
         "GURUCONNECT_LOG_LEVEL": "WARNING",
         "GURUCONNECT_LOGIN_RATE_LIMIT": "10000/minute",
         "GURUCONNECT_WS_CONNECT_RATE_LIMIT": "10000/minute",
         "GURUCONNECT_INPUT_EVENTS_PER_SECOND": "100000",
         "GURUCONNECT_HEARTBEAT_INTERVAL_SECONDS": "60",
     }
-    bin_dir = Path(sys.executable).parent
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    cli = [sys.executable, "-m", "guruconnect"]
     subprocess.run(
-        [str(bin_dir / "guruconnect"), "admin", "create-user", "bench", "--admin"],
+        [*cli, "admin", "create-user", "bench", "--admin"],
         input=PASSWORD.encode(),
         env=env,
         check=True,
         capture_output=True,
+        cwd=workdir,
     )
-    relay = subprocess.Popen(
-        [str(bin_dir / "guruconnect"), "server", "--port", str(relay_port)],
+    proc = subprocess.Popen(
+        [*cli, "server", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        cwd=workdir,
     )
+    return proc, port
+
+
+@contextlib.contextmanager
+def servers(workdir: Path, old_src: Path | None = None) -> Servers:  # type: ignore[misc]
+    baseline_port = free_port()
+    procs: list[tuple[subprocess.Popen[bytes], int]] = [_start_relay(workdir, "relay", None)]
+    if old_src is not None:
+        procs.append(_start_relay(workdir, "old", old_src))
     baseline = subprocess.Popen(
         [sys.executable, __file__, "--serve-baseline", str(baseline_port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    procs.append((baseline, baseline_port))
     try:
-        wait_port(relay_port, relay)
-        wait_port(baseline_port, baseline)
-        yield Servers(f"http://127.0.0.1:{relay_port}", f"ws://127.0.0.1:{baseline_port}")
+        for proc, port in procs:
+            wait_port(port, proc)
+        urls = [f"http://127.0.0.1:{port}" for _, port in procs[:-1]]
+        yield Servers(
+            urls[0], f"ws://127.0.0.1:{baseline_port}", urls[1] if len(urls) > 1 else None
+        )
     finally:
-        for proc in (relay, baseline):
+        for proc, _ in procs:
             proc.terminate()
-        for proc in (relay, baseline):
+        for proc, _ in procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(10)
 
@@ -401,70 +451,121 @@ def median_result(results: list[Result]) -> Result:
     return sorted(results, key=lambda r: r.mb_per_s)[len(results) // 2]
 
 
-async def run(quick: bool, repeat: int) -> None:
+async def run(args: argparse.Namespace) -> None:
+    quick: bool = args.quick
+    repeat: int = 1 if quick else args.repeat
     total = (16 if quick else 64) * 1024 * 1024
-    sizes = [16 * 1024, 256 * 1024, 2 * 1024 * 1024]
-    with tempfile.TemporaryDirectory() as tmp, servers(Path(tmp)) as urls:
-        async with ApiClient(urls.relay_url) as api:
+    sizes = [k * 1024 for k in args.sizes]
+    old_src = None
+    if args.baseline_tree or args.baseline_ref:
+        old_src = (args.baseline_tree or baseline_tree(args.baseline_ref)) / "src"
+    with tempfile.TemporaryDirectory() as tmp, servers(Path(tmp), old_src) as urls:
+        async with contextlib.AsyncExitStack() as stack:
+            api = await stack.enter_async_context(ApiClient(urls.relay_url))
             await api.login("bench", PASSWORD)
-            print(
-                f"relay vs bare forwarder, loopback, {total // 2**20} MiB per case, median of "
-                f"{repeat}; the agent and each viewer in processes of their own"
+            old_api = None
+            if urls.old_url is not None:
+                old_api = await stack.enter_async_context(ApiClient(urls.old_url))
+                await old_api.login("bench", PASSWORD)
+            await run_with(args, urls, api, old_api, total, sizes, repeat)
+
+
+async def run_with(
+    args: argparse.Namespace,
+    urls: Servers,
+    api: ApiClient,
+    old_api: ApiClient | None,
+    total: int,
+    sizes: list[int],
+    repeat: int,
+) -> None:
+    quick: bool = args.quick
+    old = old_api is not None and urls.old_url is not None
+    print(
+        f"relay vs bare forwarder, loopback, {total // 2**20} MiB per case, median of "
+        f"{repeat}; the agent and each viewer in processes of their own"
+        + (f"; 'old': the relay at {args.baseline_ref or args.baseline_tree}" if old else "")
+    )
+    header = (
+        f"{'frame':>8} {'viewers':>7} | {'relay MB/s':>10} {'fr/s':>7} {'deliv':>6} | "
+        f"{'base MB/s':>9} {'fr/s':>7} {'deliv':>6} | {'ratio':>5}"
+        + (f" | {'old MB/s':>8} {'old ratio':>9}" if old else "")
+        + " | load"
+    )
+    print(header)
+    print("-" * len(header))
+    for size in sizes:
+        count = max(8, total // size)
+        for viewers in args.viewers:
+            # Interleaved repeats, median by throughput: a 2-core machine running
+            # six processes is noisy, and drift should hit both sides alike.
+            bases, relays, olds = [], [], []
+            for _ in range(repeat):
+                bases.append(await baseline_run(urls.baseline_url, size, count, viewers))
+                relays.append(await relay_run(urls.relay_url, api, size, count, viewers))
+                if old_api is not None and urls.old_url is not None:
+                    olds.append(await relay_run(urls.old_url, old_api, size, count, viewers))
+            base = median_result(bases)
+            relay = median_result(relays)
+            line = (
+                f"{size // 1024:>6}Ki {viewers:>7} | {relay.mb_per_s:>10.1f} "
+                f"{relay.frames_per_s:>7.0f} {relay.delivered:>6.0%} | "
+                f"{base.mb_per_s:>9.1f} {base.frames_per_s:>7.0f} "
+                f"{base.delivered:>6.0%} | {relay.mb_per_s / base.mb_per_s:>5.2f}"
             )
-            header = (
-                f"{'frame':>8} {'viewers':>7} | {'relay MB/s':>10} {'fr/s':>7} {'deliv':>6} | "
-                f"{'base MB/s':>9} {'fr/s':>7} {'deliv':>6} | {'ratio':>5}"
-            )
-            print(header)
-            print("-" * len(header))
-            for size in sizes:
-                count = max(8, total // size)
-                for viewers in (1, 4):
-                    # Interleaved repeats, median by throughput: a 2-core machine running
-                    # six processes is noisy, and drift should hit both sides alike.
-                    bases, relays = [], []
-                    for _ in range(repeat):
-                        bases.append(await baseline_run(urls.baseline_url, size, count, viewers))
-                        relays.append(await relay_run(urls.relay_url, api, size, count, viewers))
-                    base = median_result(bases)
-                    relay = median_result(relays)
-                    print(
-                        f"{size // 1024:>6}Ki {viewers:>7} | {relay.mb_per_s:>10.1f} "
-                        f"{relay.frames_per_s:>7.0f} {relay.delivered:>6.0%} | "
-                        f"{base.mb_per_s:>9.1f} {base.frames_per_s:>7.0f} "
-                        f"{base.delivered:>6.0%} | {relay.mb_per_s / base.mb_per_s:>5.2f}"
-                    )
-            rounds = 200 if quick else 1000
-            relay_lat = await relay_rtt(urls.relay_url, api, rounds)
-            base_lat = await baseline_rtt(urls.baseline_url, rounds)
-            print()
-            print(f"round trip, 64-byte frame out + key event back, {rounds} rounds (µs)")
-            print(f"{'':>10} {'p50':>8} {'p99':>8}")
-            for name, samples in (("relay", relay_lat), ("baseline", base_lat)):
-                print(f"{name:>10} {pct(samples, 0.5):>8.0f} {pct(samples, 0.99):>8.0f}")
-            print(
-                f"{'ratio':>10} {pct(relay_lat, 0.5) / pct(base_lat, 0.5):>8.2f} "
-                f"{pct(relay_lat, 0.99) / pct(base_lat, 0.99):>8.2f}"
-            )
-            size = 256 * 1024
-            healthy, with_stuck = await slow_viewer_run(
-                urls.relay_url, api, size, max(8, total // size)
-            )
-            print()
-            print("three reading viewers, 256 KiB frames, without and with a 4th that never reads")
-            print(f"{'':>14} {'MB/s':>8} {'fr/s':>7} {'deliv':>6}")
-            for name, result in (("3 viewers", healthy), ("3 + stuck", with_stuck)):
-                print(
-                    f"{name:>14} {result.mb_per_s:>8.1f} {result.frames_per_s:>7.0f} "
-                    f"{result.delivered:>6.0%}"
-                )
-            print(f"{'ratio':>14} {with_stuck.mb_per_s / healthy.mb_per_s:>8.2f}")
+            if olds:
+                before = median_result(olds)
+                line += f" | {before.mb_per_s:>8.1f} {before.mb_per_s / base.mb_per_s:>9.2f}"
+            print(f"{line} | {load()}", flush=True)
+    rounds = 200 if quick else 1000
+    # In blocks, interleaved, so that a burst of load elsewhere hits every side alike.
+    blocks = 5
+    relay_lat: list[float] = []
+    base_lat: list[float] = []
+    old_lat: list[float] = []
+    for _ in range(blocks):
+        relay_lat += await relay_rtt(urls.relay_url, api, rounds // blocks)
+        base_lat += await baseline_rtt(urls.baseline_url, rounds // blocks)
+        if old_api is not None and urls.old_url is not None:
+            old_lat += await relay_rtt(urls.old_url, old_api, rounds // blocks)
+    print()
+    print(f"round trip, 64-byte frame out + key event back, {rounds} rounds (µs); {load()}")
+    print(f"{'':>10} {'p50':>8} {'p99':>8} {'p50/base':>9} {'+p50 µs':>8}")
+    sides = [("relay", relay_lat), ("baseline", base_lat)]
+    if old_lat:
+        sides.append(("old relay", old_lat))
+    for name, samples in sides:
+        print(
+            f"{name:>10} {pct(samples, 0.5):>8.0f} {pct(samples, 0.99):>8.0f} "
+            f"{pct(samples, 0.5) / pct(base_lat, 0.5):>9.2f} "
+            f"{pct(samples, 0.5) - pct(base_lat, 0.5):>8.0f}"
+        )
+    if args.no_slow_viewer:
+        return
+    size = 256 * 1024
+    healthy, with_stuck = await slow_viewer_run(urls.relay_url, api, size, max(8, total // size))
+    print()
+    print("three reading viewers, 256 KiB frames, without and with a 4th that never reads")
+    print(f"{'':>14} {'MB/s':>8} {'fr/s':>7} {'deliv':>6}")
+    for name, result in (("3 viewers", healthy), ("3 + stuck", with_stuck)):
+        print(
+            f"{name:>14} {result.mb_per_s:>8.1f} {result.frames_per_s:>7.0f} "
+            f"{result.delivered:>6.0%}"
+        )
+    print(f"{'ratio':>14} {with_stuck.mb_per_s / healthy.mb_per_s:>8.2f}  ({load()})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per case (median)")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[16, 256, 2048], help="frame sizes, KiB"
+    )
+    parser.add_argument("--viewers", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--baseline-ref", help="also run the relay at this commit")
+    parser.add_argument("--baseline-tree", type=Path, help="also run the relay in this checkout")
+    parser.add_argument("--no-slow-viewer", action="store_true", help="skip that part")
     parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--read", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -474,7 +575,7 @@ def main() -> None:
     if args.read:
         asyncio.run(read_until_end(args.read))
         return
-    asyncio.run(run(args.quick, 1 if args.quick else args.repeat))
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":

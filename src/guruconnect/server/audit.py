@@ -7,7 +7,7 @@ the audit row must survive that, so it never rides on the caller's transaction.
 from __future__ import annotations
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from guruconnect.server.db import events
 from guruconnect.server.db.events import Event
@@ -22,6 +22,16 @@ class AuditLog:
     async def record(self, event: Event) -> None:
         async with self._engine.begin() as conn:
             await events.append(conn, event)
+        self._log(event)
+
+    async def record_in(self, conn: AsyncConnection, event: Event) -> None:
+        """Write ``event`` in the caller's transaction: for an event that is only true if
+        that transaction commits (an agent's connect, in the one transaction it takes)."""
+        await events.append(conn, event)
+        self._log(event)
+
+    @staticmethod
+    def _log(event: Event) -> None:
         log.info(
             "audit",
             event_type=event.event_type,

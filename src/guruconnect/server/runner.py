@@ -50,6 +50,9 @@ def uvicorn_config(
         # headers and a hard end for sockets whose peer stopped reading.
         "http": http_protocol(settings.header_timeout_seconds, settings.max_header_bytes),
         "ws": ws_protocol({"/ws/viewer": settings.viewer_max_message_bytes}),
+        # Liveness is the relay's own heartbeat (relay.peers.Heartbeats), one mechanism at
+        # exactly its interval: no second, protocol-level ping.
+        "ws_ping_interval": None,
         # Frames are already compressed; deflate would only burn CPU.
         "ws_per_message_deflate": False,
         # The agent plane's limit; the viewer plane's smaller one is set per connection.

@@ -27,17 +27,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
+from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
+from websockets.protocol import Protocol
 
 log = structlog.get_logger(__name__)
 
 #: After the app returned, how long a WebSocket transport may take to flush and close.
 ABORT_AFTER_SECONDS = 3.0
+#: The ASGI extension (in the WebSocket scope) that writes one binary message at once,
+#: without a task switch: returns False, having written nothing, when the socket cannot
+#: take it now (not yet accepted, closing, or the transport asked to pause writing).
+SEND_NOW = "guruconnect.send_now"
 
 
 _END_OF_HEAD = b"\r\n\r\n"
@@ -138,7 +145,122 @@ def ws_protocol(message_limits: Mapping[str, int]) -> type[WebSocketsSansIOProto
     return PerPlaneLimits
 
 
+class _Mailbox:
+    """What uvicorn uses of its per-socket ``asyncio.Queue`` (``put_nowait``, ``get``,
+    ``empty``; one consumer, the app), without the queue's three deques and Event: an
+    idle agent's socket is mostly this kind of bookkeeping."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    async def get(self) -> Any:
+        while not self._items:
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        return self._items.pop(0)
+
+
+class _Flag:
+    """``asyncio.Event`` as uvicorn uses it for "the transport may be written", whose
+    waiters' list is made only when someone waits (rarely: on backpressure)."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> bool:
+        if self._set:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+        return True
+
+
 class RelayWebSocketProtocol(WebSocketsSansIOProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = _Mailbox()  # type: ignore[assignment]
+        self.writable = _Flag()  # type: ignore[assignment]
+        self.writable.set()
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        # uvicorn keeps the upgrade request for the life of the socket; it is only read
+        # here (the scope has its headers). Thousands of idle agents each held a copy.
+        del self.request
+        scope = self.__dict__.get("scope")
+        if scope is None:
+            return  # refused
+        scope["extensions"][SEND_NOW] = self.send_now
+        conn = self.conn
+        if not conn.reader.buffer:
+            # websockets' handshake parser keeps the request alive in its generator's
+            # frame for as long as the socket lives. Nothing is buffered, so the parser
+            # waits at a frame boundary: a fresh frame parser there is the same parser
+            # without that request.
+            old, conn.parser = conn.parser, Protocol.parse(conn)
+            next(conn.parser)
+            old.close()
+
+    async def send(self, message: ASGISendEvent) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept":
+            self.__dict__.pop("response", None)  # the handshake's answer has gone out
+
+    def send_now(self, data: bytes) -> bool:
+        if (
+            not self.handshake_complete
+            or self.close_sent
+            or self.disconnected
+            or self.initial_response is not None
+            or not self.writable.is_set()
+            or self.transport.is_closing()
+        ):
+            return False
+        self.conn.send_binary(data)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        return True
+
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if self.conn.handshake_exc is not None and not self.transport.is_closing():

@@ -30,7 +30,10 @@ def create_engine(
     PostgreSQL: optional ``schema`` becomes the connection's ``search_path``.
     """
     url = make_url(database_url)
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # A server's connection can drop (a restart, a proxy's idle timeout): test each one as
+    # it leaves the pool. A SQLite file cannot go away like that, and there the test is a
+    # hop to the driver's thread on every checkout, for nothing.
+    kwargs: dict[str, Any] = {"pool_pre_ping": url.get_backend_name() != "sqlite"}
     if poolclass is not None:
         kwargs["poolclass"] = poolclass
     if url.get_backend_name() == "postgresql" and schema:

@@ -109,10 +109,32 @@ async def update_status(
     os: str | None = None,
     agent_version: str | None = None,
 ) -> None:
+    values = _status_values(hostname, os, agent_version)
+    await conn.execute(update(machines).where(machines.c.id == machine_id).values(**values))
+
+
+def _status_values(
+    hostname: str | None, os: str | None, agent_version: str | None
+) -> dict[str, Any]:
     values: dict[str, Any] = {"last_seen_at": utcnow()}
     for key, value in (("hostname", hostname), ("os", os), ("agent_version", agent_version)):
         if value := storable(value or ""):
             values[key] = value[:255] if key != "agent_version" else value[:64]
+    return values
+
+
+async def set_connected(
+    conn: AsyncConnection,
+    machine_id: uuid.UUID,
+    node_id: str,
+    *,
+    hostname: str | None = None,
+    os: str | None = None,
+    agent_version: str | None = None,
+) -> None:
+    """An agent's connect: :func:`update_status` and ``set_online(True)`` in one statement."""
+    values = _status_values(hostname, os, agent_version)
+    values.update(online=True, node_id=node_id)
     await conn.execute(update(machines).where(machines.c.id == machine_id).values(**values))
 
 

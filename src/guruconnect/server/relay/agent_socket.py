@@ -91,19 +91,23 @@ class _LostBind(Exception):
     """Another connection bound this fresh key to its machine first."""
 
 
-async def _by_key(state: AppState, key: str, hello: Hello) -> AgentPeerSeed:
+async def _by_key(state: AppState, key: str, hello: Hello, source: str) -> AgentPeerSeed:
     lookup = secrets_format.agent_key_lookup(key)
     if lookup is None:
         raise Refused(CloseCode.UNAUTHORIZED, "invalid agent key", "malformed_key")
     try:
-        return await _bind_key(state, key, lookup, hello)
+        return await _bind_key(state, key, lookup, hello, source)
     except _LostBind:
         # The winner's transaction has committed: this one (and the machine it had
         # created, rolled back with it) is gone; the retry finds the key bound.
-        return await _bind_key(state, key, lookup, hello)
+        return await _bind_key(state, key, lookup, hello, source)
 
 
-async def _bind_key(state: AppState, key: str, lookup: str, hello: Hello) -> AgentPeerSeed:
+async def _bind_key(
+    state: AppState, key: str, lookup: str, hello: Hello, source: str
+) -> AgentPeerSeed:
+    """The whole connect in one transaction: check the key, bind or find its machine,
+    mark both used and online, and audit the connect (true only if this commits)."""
     async with state.engine.begin() as conn:
         row = await agent_keys.by_prefix(conn, lookup)
         # Compare even when nothing was found, so a miss costs what a mismatch costs.
@@ -123,15 +127,29 @@ async def _bind_key(state: AppState, key: str, lookup: str, hello: Hello) -> Age
             if not await agent_keys.bind_machine(conn, row.id, machine.id):
                 raise _LostBind
         await agent_keys.touch(conn, row.id)
-        await machines.update_status(
+        await machines.set_connected(
             conn,
             machine.id,
+            state.settings.node_id,
             hostname=hello.hostname,
             os=hello.os,
             agent_version=hello.agent_version,
         )
-        await machines.set_online(conn, machine.id, True, state.settings.node_id)
-    return AgentPeerSeed(machine=machine, key_id=row.id, key_prefix=row.prefix)
+        await state.audit.record_in(conn, _connected_event(machine, row.prefix, hello, source))
+    return AgentPeerSeed(machine=machine, key_id=row.id, key_prefix=row.prefix, audited=True)
+
+
+def _connected_event(
+    machine: machines.Machine, actor: str | None, hello: Hello, source: str
+) -> Event:
+    return Event(
+        "agent.connected",
+        tenant_id=machine.tenant_id,
+        machine_id=machine.id,
+        actor=actor or "support_code",
+        source_address=source,
+        detail={"agent_version": hello.agent_version, "hostname": hello.hostname},
+    )
 
 
 async def _by_code(state: AppState, code: str, hello: Hello, source: str) -> AgentPeerSeed:
@@ -205,6 +223,8 @@ class AgentPeerSeed:
     key_prefix: str | None = None
     session: sessions.Session | None = None
     technician: str = ""
+    #: The connect's audit event was written with the rest of it.
+    audited: bool = False
 
 
 async def _authenticate(ws: WebSocket, state: AppState) -> tuple[AgentPeerSeed, Hello]:
@@ -222,7 +242,7 @@ async def _authenticate(ws: WebSocket, state: AppState) -> tuple[AgentPeerSeed, 
     if kind in WRONG_PLANE and kind is not CredentialKind.AGENT_KEY:
         audit_reason, why = WRONG_PLANE[kind]
         raise Refused(CloseCode.UNAUTHORIZED, why, f"{audit_reason}_on_agent_plane")
-    return await _by_key(state, credential, hello), hello
+    return await _by_key(state, credential, hello, source_of(ws)), hello
 
 
 async def agent_endpoint(ws: WebSocket) -> None:
@@ -238,6 +258,10 @@ async def agent_endpoint(ws: WebSocket) -> None:
             ws, state, plane=PLANE, code=exc.code, why=exc.why, audit_reason=exc.audit_reason
         )
         return
+    # The upgrade's headers have been read for the last time (origin, credential): an
+    # idle agent need not hold them for as long as it stays connected.
+    ws.scope["headers"] = []
+    ws.__dict__.pop("_headers", None)
     settings = state.settings
     machine = seed.machine
     agent = AgentPeer(
@@ -263,20 +287,12 @@ async def agent_endpoint(ws: WebSocket) -> None:
     )
     hub = state.hub
     await hub.agent_connected(agent)
-    if seed.key_id is not None and await _revoked_meanwhile(state, seed.key_id):
+    if seed.key_id is not None and hub.key_revoked(seed.key_id):
         # Revoked between the check above and registering here: the revocation's sweep
         # of the hub may have run before this socket was in it.
         agent.peer.close(CloseCode.REVOKED, "agent key revoked")
-    await state.audit.record(
-        Event(
-            "agent.connected",
-            tenant_id=machine.tenant_id,
-            machine_id=machine.id,
-            actor=seed.key_prefix or "support_code",
-            source_address=source,
-            detail={"agent_version": hello.agent_version, "hostname": hello.hostname},
-        )
-    )
+    if not seed.audited:
+        await state.audit.record(_connected_event(machine, seed.key_prefix, hello, source))
     if seed.session is not None:
         await hub.start_session(seed.session, technician=seed.technician, consent_required=True)
 
@@ -303,17 +319,9 @@ async def agent_endpoint(ws: WebSocket) -> None:
             )
 
     try:
-        await agent.peer.run(handle, heartbeat_interval=settings.heartbeat_interval_seconds)
+        await agent.peer.run(handle, heartbeats=hub.heartbeats)
     finally:
         await _disconnected(state, agent)
-
-
-async def _revoked_meanwhile(state: AppState, key_id: uuid.UUID) -> bool:
-    try:
-        async with state.engine.connect() as conn:
-            return await agent_keys.is_revoked(conn, key_id)
-    except (SQLAlchemyError, OSError):
-        return False  # the database is away; the key was valid a moment ago
 
 
 async def _control(state: AppState, agent: AgentPeer, kind: str, data: bytes) -> None:

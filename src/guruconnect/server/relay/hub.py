@@ -44,11 +44,14 @@ from guruconnect.server.config import Settings
 from guruconnect.server.db import auth_tokens, machines, releases, sessions, users
 from guruconnect.server.db.events import Event
 from guruconnect.server.metrics import Metrics
-from guruconnect.server.relay.peers import AgentPeer, ViewerPeer
+from guruconnect.server.relay.peers import AgentPeer, Heartbeats, ViewerPeer
 
 log = structlog.get_logger(__name__)
 
 State = SessionState.State
+#: A plain int: reading the enum through protobuf's wrapper costs more than the frame path
+#: can spare (``LiveSession.active`` is asked twice a frame).
+_ACTIVE = int(State.STATE_ACTIVE)
 _SCOPES = {"view": Scope.SCOPE_VIEW, "control": Scope.SCOPE_CONTROL}
 _CODEC_NAMES: dict[int, str] = {Codec.CODEC_RAW_ZSTD: "raw_zstd", Codec.CODEC_H264: "h264"}
 #: Drop counters are audited at most this often per viewer.
@@ -94,7 +97,7 @@ class LiveSession:
 
     @property
     def active(self) -> bool:
-        return self.state == State.STATE_ACTIVE
+        return self.state == _ACTIVE
 
 
 class Hub:
@@ -110,6 +113,10 @@ class Hub:
         self._by_machine: dict[uuid.UUID, LiveSession] = {}
         self._viewers_by_user: dict[uuid.UUID, set[ViewerPeer]] = defaultdict(set)
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Every connected peer's heartbeat, from one task.
+        self.heartbeats = Heartbeats(settings.heartbeat_interval_seconds)
+        #: Agent keys revoked through this process (few: revocations are rare).
+        self._revoked_keys: set[uuid.UUID] = set()
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -814,13 +821,22 @@ class Hub:
 
     def revoke_agent_key(self, key_id: uuid.UUID) -> int:
         """Close every socket of this key (a key bound to one machine normally has one, but
-        stopping at the first would leave any other online); return how many."""
+        stopping at the first would leave any other online); return how many.
+
+        Called once the revocation has committed; the key is remembered, so that a connect
+        that checked the key just before that commit, and registers just after this sweep,
+        is closed too (:meth:`key_revoked`) without asking the database again."""
+        self._revoked_keys.add(key_id)
         closed = 0
         for agent in list(self.agents.values()):
             if agent.key_id == key_id:
                 agent.peer.close(CloseCode.REVOKED, "agent key revoked")
                 closed += 1
         return closed
+
+    def key_revoked(self, key_id: uuid.UUID) -> bool:
+        """Whether this process has revoked the key since it started."""
+        return key_id in self._revoked_keys
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -852,3 +868,4 @@ class Hub:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.heartbeats.stop()

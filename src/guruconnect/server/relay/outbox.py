@@ -17,19 +17,44 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+#: Shared by every outbox until its first message: an idle peer allocates no queue.
+_EMPTY: deque[bytes] = deque(maxlen=0)
+
 
 class Outbox:
+    __slots__ = (
+        "_control",
+        "_control_limit",
+        "_shut",
+        "_video",
+        "_video_bytes",
+        "_video_bytes_limit",
+        "_video_limit",
+        "_waiter",
+        "control_overflow",
+        "idle",
+        "last_progress",
+        "needs_keyframe",
+        "on_room",
+        "video_dropped",
+    )
+
     def __init__(
         self, *, video_limit: int, video_bytes_limit: int | None = None, control_limit: int = 4096
     ) -> None:
-        self._control: deque[bytes] = deque()
-        self._video: deque[bytes] = deque()
+        # Both lanes start as the shared empty deque and get their own on first use.
+        self._control: deque[bytes] = _EMPTY
+        self._video: deque[bytes] = _EMPTY
         self._video_limit = video_limit
         self._video_bytes_limit = video_bytes_limit
         self._video_bytes = 0
         self._control_limit = control_limit
-        self._wake = asyncio.Event()
+        #: What the writer waits on while there is nothing to write (a bare future, made
+        #: per wait: cheaper to hold than an Event with its deque of waiters).
+        self._waiter: asyncio.Future[None] | None = None
         self._shut = False
+        #: The writer is waiting with nothing queued: a message may be written at once.
+        self.idle = False
         self.video_dropped = 0
         #: Frames were dropped since the last keyframe request: the picture is stale.
         self.needs_keyframe = False
@@ -44,11 +69,14 @@ class Outbox:
         altogether (the caller should close it)."""
         if self._shut:
             return False
-        if len(self._control) >= self._control_limit:
+        control = self._control
+        if len(control) >= self._control_limit:
             self.control_overflow = True
             return False
-        self._control.append(data)
-        self._wake.set()
+        if control is _EMPTY:
+            control = self._control = deque()
+        control.append(data)
+        self._wake()
         return True
 
     def put_video(self, data: bytes) -> bool:
@@ -58,10 +86,21 @@ class Outbox:
             self.video_dropped += 1
             self.needs_keyframe = True
             return False
-        self._video.append(data)
+        video = self._video
+        if video is _EMPTY:
+            video = self._video = deque()
+        video.append(data)
         self._video_bytes += len(data)
-        self._wake.set()
+        self._wake()
         return True
+
+    def _wake(self) -> None:
+        self.idle = False
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def shut(self, *, flush: bool = False) -> None:
         """Stop taking messages. Video is discarded; control messages already queued are
@@ -72,7 +111,7 @@ class Outbox:
             self._control.clear()
         self._video.clear()
         self._video_bytes = 0
-        self._wake.set()
+        self._wake()
 
     @property
     def is_shut(self) -> bool:
@@ -109,5 +148,10 @@ class Outbox:
                 if self.on_room is not None:
                     self.on_room()
                 return data
-            self._wake.clear()
-            await self._wake.wait()
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            self.idle = True
+            try:
+                await waiter
+            finally:
+                self.idle = False
+                self._waiter = None

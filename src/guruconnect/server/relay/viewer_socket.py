@@ -126,7 +126,7 @@ async def viewer_endpoint(ws: WebSocket) -> None:
             )
 
     try:
-        await viewer.peer.run(handle, heartbeat_interval=settings.heartbeat_interval_seconds)
+        await viewer.peer.run(handle, heartbeats=hub.heartbeats)
     finally:
         await hub.viewer_left(viewer)
         if viewer.peer.remote_close_code == CloseCode.MESSAGE_TOO_BIG:
