@@ -189,6 +189,8 @@ class Config:
     codecs: tuple[str, ...] = ("raw", "h264")
     motions: tuple[bool, ...] = (False, True)
     browser: bool = True
+    #: The codecs measured in Chromium (None: the same as ``codecs``).
+    browser_codecs: tuple[str, ...] | None = None
     baseline: str | None = DEFAULT_BASELINE
     rounds: int = 2
     fps: float | None = None
@@ -782,7 +784,8 @@ async def measure_all(
                 try:
                     for codec in config.codecs:
                         await python_viewer(stack, codec, motion, config, rng, report)
-                        if browser is not None:
+                        browser_codecs = config.browser_codecs or config.codecs
+                        if browser is not None and codec in browser_codecs:
                             await browser_viewer(stack, browser, codec, motion, config, rng, report)
                 finally:
                     if animation is not None:

@@ -85,9 +85,20 @@ class XTestInjector:
         else:
             self._held_keys.discard(keycode)
 
+    def _send(self) -> None:
+        """Hand the queued events to the X server without waiting for it.
+
+        XTest requests have no reply. A round trip (``sync``) here used to hold the event
+        loop until the X server had also served everyone ahead of us (the capture's
+        full-screen image, a busy compositor): on a loaded machine, tens of milliseconds.
+        ``flush`` writes and returns; the server handles requests in order, so nothing
+        is reordered. Errors still reach python-xlib's handler on a later read.
+        """
+        self._display.flush()
+
     def key(self, key: keytable.Key, down: bool) -> None:
         self._fake_key(self._keycode(key), down)
-        self._display.sync()
+        self._send()
 
     def _tap(self, keycode: int, modifiers: tuple[int, ...] = ()) -> None:
         for modifier in modifiers:
@@ -120,7 +131,7 @@ class XTestInjector:
                 self._tap(found[5], (altgr, shift))
             else:
                 self._type_unmapped(keysym)
-        self._display.sync()
+        self._send()
 
     def _type_unmapped(self, keysym: int) -> None:
         """Bind the keysym to a spare keycode and type it. The binding stays until its slot
@@ -142,7 +153,7 @@ class XTestInjector:
             self._bound[keysym] = keycode
             time.sleep(REMAP_SETTLE_SECONDS)
         self._tap(keycode)
-        self._display.sync()
+        self._send()
 
     def _unbind_all(self) -> None:
         for keycode in set(self._bound.values()):
@@ -159,13 +170,13 @@ class XTestInjector:
             self._fake_key(keycode, True)
         for keycode in reversed(keycodes):
             self._fake_key(keycode, False)
-        self._display.sync()
+        self._send()
 
     # -- mouse ----------------------------------------------------------------------------
 
     def move(self, x: int, y: int) -> None:
         xtest.fake_input(self._display, X.MotionNotify, x=x, y=y)
-        self._display.sync()
+        self._send()
 
     def button(self, button: MouseButton, down: bool) -> None:
         number = BUTTONS.get(button)
@@ -176,7 +187,7 @@ class XTestInjector:
             self._held_buttons.add(number)
         else:
             self._held_buttons.discard(number)
-        self._display.sync()
+        self._send()
 
     def wheel(self, dx: int, dy: int) -> None:
         for steps, positive, negative in (
@@ -187,7 +198,7 @@ class XTestInjector:
             for _ in range(min(abs(steps), 50)):
                 xtest.fake_input(self._display, X.ButtonPress, number)
                 xtest.fake_input(self._display, X.ButtonRelease, number)
-        self._display.sync()
+        self._send()
 
     def release_all(self) -> None:
         for keycode in sorted(self._held_keys):
