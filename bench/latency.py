@@ -196,6 +196,9 @@ class Config:
     fps: float | None = None
     screen: tuple[int, int] = (1280, 800)
     tmp: Path = DEFAULT_TMP
+    #: A server already running for the revision under test: (url, admin user, password).
+    #: None: one is started as a subprocess (the bench); tests pass their in-process one.
+    server: tuple[str, str, str] | None = None
     #: Multiplies every timeout (tests pass their time unit).
     time_scale: float = 1.0
     warmup: int = 2
@@ -347,6 +350,7 @@ class Stack:
     machine_id: str
     paint: XClient
     keys: XClient
+    login: tuple[str, str]  # the admin the page logs in as
 
 
 def _env(src: Path | None, **extra: str) -> dict[str, str]:
@@ -380,11 +384,38 @@ async def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float, lo
 async def start_stack(
     name: str, tree: Path, src: Path | None, workdir: Path, procs: Procs, config: Config
 ) -> Stack:
-    from guruconnect.client import ApiClient
-
     scale = config.time_scale
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     display = start_xvfb(procs, config.screen, workdir / "xvfb.log")
+    # The X clients start while the server and the agent do.
+    clients = asyncio.ensure_future(
+        asyncio.gather(
+            XClient.start(procs, "paint", display, timeout=20 * scale),
+            XClient.start(procs, "keys", display, timeout=20 * scale),
+        )
+    )
+    try:
+        url, api, machine_id, login = await start_server_and_agent(
+            name, tree, src, workdir, display, procs, config
+        )
+    except BaseException:
+        clients.cancel()
+        with contextlib.suppress(BaseException):
+            await clients
+        raise
+    try:
+        paint, keys = await clients
+    except BaseException:
+        await api.aclose()
+        raise
+    return Stack(name, url, display, api, machine_id, paint, keys, login)
+
+
+async def start_server(
+    tree: Path, src: Path | None, workdir: Path, procs: Procs, config: Config
+) -> str:
+    """``guruconnect server`` on a SQLite file of its own, with an admin ``bench``."""
+    scale = config.time_scale
     port = free_port()
     env = _env(
         src,
@@ -410,25 +441,47 @@ async def start_stack(
     server_log = workdir / "server.log"
     server = procs.popen([*guru, "server", "--port", str(port)], server_log, env=env, cwd=tree)
     await wait_port(port, server, 60 * scale, server_log)
-    url = f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{port}"
+
+
+async def start_server_and_agent(
+    name: str,
+    tree: Path,
+    src: Path | None,
+    workdir: Path,
+    display: str,
+    procs: Procs,
+    config: Config,
+) -> tuple[str, Any, str, tuple[str, str]]:
+    from guruconnect.client import ApiClient
+
+    scale = config.time_scale
+    guru = [sys.executable, "-m", "guruconnect"]
+    if config.server is not None and src is None:
+        url, username, password = config.server
+    else:
+        url = await start_server(tree, src, workdir, procs, config)
+        username, password = "bench", PASSWORD
     api = ApiClient(url)
-    await api.login("bench", PASSWORD)
-    key = await api.issue_agent_key(f"latency {name}")
-    key_file = workdir / "agent.key"
-    await asyncio.to_thread(_write_secret, key_file, key["key"])
-    agent_args = [*guru, "agent", "--server", url, "--display", display]
-    agent_args += ["--key-file", str(key_file), "--unattended", "--no-windows"]
-    agent_args += ["--log-level", "WARNING"]
-    if config.fps is not None:
-        agent_args += ["--fps", str(config.fps)]
-    agent_env = _env(src, DISPLAY=display)
-    agent_env.pop("GURUCONNECT_AGENT_KEY", None)
-    procs.popen(agent_args, workdir / "agent.log", env=agent_env, cwd=tree)
-    machine_id = await wait_online(api, 60 * scale, workdir / "agent.log")
-    await api.set_consent_policy(machine_id, "unattended")
-    paint = await XClient.start(procs, "paint", display, timeout=20 * scale)
-    keys = await XClient.start(procs, "keys", display, timeout=20 * scale)
-    return Stack(name, url, display, api, machine_id, paint, keys)
+    try:
+        await api.login(username, password)
+        key = await api.issue_agent_key(f"latency {name}")
+        key_file = workdir / "agent.key"
+        await asyncio.to_thread(_write_secret, key_file, key["key"])
+        agent_args = [*guru, "agent", "--server", url, "--display", display]
+        agent_args += ["--key-file", str(key_file), "--unattended", "--no-windows"]
+        agent_args += ["--log-level", "WARNING"]
+        if config.fps is not None:
+            agent_args += ["--fps", str(config.fps)]
+        agent_env = _env(src, DISPLAY=display)
+        agent_env.pop("GURUCONNECT_AGENT_KEY", None)
+        procs.popen(agent_args, workdir / "agent.log", env=agent_env, cwd=tree)
+        machine_id = await wait_online(api, 60 * scale, workdir / "agent.log")
+        await api.set_consent_policy(machine_id, "unattended")
+    except BaseException:
+        await api.aclose()
+        raise
+    return url, api, machine_id, (username, password)
 
 
 async def wait_online(api: Any, timeout: float, log: Path) -> str:
@@ -719,8 +772,8 @@ async def browser_viewer(
         timeout_ms = 30_000 * config.time_scale
         page.set_default_timeout(timeout_ms)
         await page.goto("/login")
-        await page.fill("#username", "bench")
-        await page.fill("#password", PASSWORD)
+        await page.fill("#username", stack.login[0])
+        await page.fill("#password", stack.login[1])
         await page.click("form.login button[type=submit]")
         await page.wait_for_selector("#topbar:not([hidden])")
         async with session(stack) as session_id:
@@ -794,45 +847,50 @@ async def measure_all(
 
 async def run(config: Config) -> Report:
     """Start everything, measure, stop everything; the figures are in the report."""
-    from guruconnect.client import ApiClient
-
     report = Report()
     config.tmp.mkdir(parents=True, exist_ok=True)
     procs = Procs()
-    stacks: list[Stack] = []
-    apis: list[ApiClient] = []
-    with contextlib.ExitStack() as trees:
+    async with contextlib.AsyncExitStack() as exits:
         workdir = Path(tempfile.mkdtemp(prefix="latency-", dir=config.tmp))
-        try:
-            new = await start_stack("new", ROOT, None, workdir / "new", procs, config)
-            stacks.append(new)
-            apis.append(new.api)
-            if config.baseline:
-                tree = trees.enter_context(baseline_tree(config.baseline, config.tmp))
-                base = await start_stack(
-                    "base", tree, tree / "src", workdir / "base", procs, config
-                )
-                stacks.append(base)
-                apis.append(base.api)
-            if config.browser:
-                from playwright.async_api import async_playwright
+        exits.callback(shutil.rmtree, workdir, ignore_errors=True)
+        tree = (
+            exits.enter_context(baseline_tree(config.baseline, config.tmp))
+            if (config.baseline)
+            else None
+        )
+        exits.push_async_callback(procs.stop)
+        launching = None
+        if config.browser:
+            from playwright.async_api import async_playwright
 
-                async with async_playwright() as playwright:
-                    browser = await playwright.chromium.launch(
-                        executable_path=CHROMIUM,
-                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-                    )
-                    try:
-                        await measure_all(stacks, browser, config, procs, report)
-                    finally:
-                        await browser.close()
-            else:
-                await measure_all(stacks, None, config, procs, report)
-        finally:
-            for api in apis:
-                await api.aclose()
-            await procs.stop()
-            shutil.rmtree(workdir, ignore_errors=True)
+            playwright = await exits.enter_async_context(async_playwright())
+            launching = asyncio.ensure_future(
+                playwright.chromium.launch(
+                    executable_path=CHROMIUM,
+                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+                )
+            )
+        # Everything starts at once: the stacks, and the browser meanwhile.
+        starting = [start_stack("new", ROOT, None, workdir / "new", procs, config)]
+        if tree is not None:
+            starting.append(
+                start_stack("base", tree, tree / "src", workdir / "base", procs, config)
+            )
+        started = await asyncio.gather(*starting, return_exceptions=True)
+        stacks = [stack for stack in started if isinstance(stack, Stack)]
+        for stack in stacks:
+            exits.push_async_callback(stack.api.aclose)
+        browser = None
+        if launching is not None:
+            try:
+                browser = await launching
+            finally:
+                if browser is not None:
+                    exits.push_async_callback(browser.close)
+        for outcome in started:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        await measure_all(stacks, browser, config, procs, report)
     return report
 
 

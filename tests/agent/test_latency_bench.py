@@ -7,20 +7,27 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from bench.latency import CHROMIUM, Config, run, table
 
 from tests.agent.conftest import require_tool
-from tests.conftest import IN_CI
+from tests.conftest import IN_CI, PASSWORD, LiveServer
 from tests.timing import scaled
 
 pytestmark = pytest.mark.timeout(180)
 
 
-def test_latency_bench_measures_every_figure(tmp_path: Path) -> None:
+def test_latency_bench_measures_every_figure(
+    tmp_path: Path, sqlite_server: Callable[..., LiveServer]
+) -> None:
     require_tool("Xvfb")
+    # The bench starts its own server process; here the suite's in-process one saves the
+    # time of starting another (the agent, the viewers and the X clients are the bench's).
+    server = sqlite_server()
+    server.create_user("root", is_admin=True)
     browser = Path(CHROMIUM).exists() and shutil.which("chromium") is not None
     if not browser and IN_CI:
         pytest.fail(f"{CHROMIUM} is not installed (make system installs it)", pytrace=False)
@@ -35,6 +42,7 @@ def test_latency_bench_measures_every_figure(tmp_path: Path) -> None:
         rounds=1,
         warmup=1,
         tmp=tmp_path,
+        server=(server.url, "root", PASSWORD),
         time_scale=scaled(1),
     )
     report = asyncio.run(run(config))
