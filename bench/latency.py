@@ -191,6 +191,8 @@ class Config:
     codecs: tuple[str, ...] = ("raw", "h264")
     motions: tuple[bool, ...] = (False, True)
     browser: bool = True
+    #: Also time key presses while the viewer moves the mouse.
+    mouse: bool = True
     #: The codecs measured in Chromium (None: the same as ``codecs``).
     browser_codecs: tuple[str, ...] | None = None
     baseline: str | None = DEFAULT_BASELINE
@@ -639,26 +641,59 @@ async def glass_samples(
 
 
 async def key_samples(
-    stack: Stack, viewer: Any, count: int, rng: random.Random, config: Config
+    stack: Stack,
+    viewer: Any,
+    count: int,
+    rng: random.Random,
+    config: Config,
+    *,
+    mouse: bool = False,
 ) -> Figure:
+    """``count`` key presses, each timed until the X client reads it; with ``mouse``, the
+    viewer moves the pointer at 100 Hz meanwhile (a person typing while moving the mouse:
+    every move is injected too, and a key waits behind any move not yet handled)."""
     from guruconnect.protocol import KeyEvent
 
     figure = Figure()
     timeout = 10 * config.time_scale
-    for _ in range(count):
-        stack.keys.drain()
-        started = time.monotonic_ns()
-        await viewer.send(KeyEvent(scan_code=KEY_SCAN_CODE, down=True))
-        try:
-            line = await stack.keys.line(timeout)
-        except TimeoutError:
-            figure.missed += 1
-        else:
-            figure.samples.append((int(line.split()[1]) - started) / 1e6)
-        await viewer.send(KeyEvent(scan_code=KEY_SCAN_CODE, down=False))
-        await asyncio.sleep(rng.uniform(0.02, 0.06))
+    moving = asyncio.create_task(move_mouse(viewer)) if mouse else None
+    try:
+        for _ in range(count):
+            stack.keys.drain()
+            started = time.monotonic_ns()
+            await viewer.send(KeyEvent(scan_code=KEY_SCAN_CODE, down=True))
+            try:
+                line = await stack.keys.line(timeout)
+            except TimeoutError:
+                figure.missed += 1
+                if figure.missed >= MAX_MISSED:
+                    break
+            else:
+                figure.samples.append((int(line.split()[1]) - started) / 1e6)
+            await viewer.send(KeyEvent(scan_code=KEY_SCAN_CODE, down=False))
+            await asyncio.sleep(rng.uniform(0.02, 0.06))
+    finally:
+        if moving is not None:
+            moving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await moving
     figure.load.append(os.getloadavg()[0])
     return figure
+
+
+async def move_mouse(viewer: Any) -> None:
+    """Circles in an empty part of the screen, 100 moves a second."""
+    import math
+
+    from guruconnect.protocol import MouseEvent
+
+    step = 0
+    while True:
+        angle = step * 0.1
+        x, y = 450 + round(120 * math.cos(angle)), 350 + round(40 * math.sin(angle))
+        await viewer.send(MouseEvent(x=x, y=y))
+        step += 1
+        await asyncio.sleep(0.01)
 
 
 @contextlib.asynccontextmanager
@@ -699,6 +734,9 @@ async def python_viewer(
             report.figure("glass", codec, motion, stack.name).add(glass)
             keys = await key_samples(stack, viewer, config.key_samples, rng, config)
             report.figure("key", codec, motion, stack.name).add(keys)
+            if config.mouse:
+                keys = await key_samples(stack, viewer, config.key_samples, rng, config, mouse=True)
+                report.figure("key+mouse", codec, motion, stack.name).add(keys)
         finally:
             reading.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -908,12 +946,17 @@ def table(report: Report, config: Config) -> str:
         f"agent fps {config.fps or 'default'}; load = 1-minute load average when measured",
     ]
     baseline = bool(config.baseline)
-    head = f"{'what':<30} {'p50':>6} {'p90':>6} {'p99':>6} {'n':>4} {'load':>5}"
+    head = f"{'what':<38} {'p50':>6} {'p90':>6} {'p99':>6} {'n':>4} {'load':>5}"
     if baseline:
         head += f" | {'base p50':>8} {'p90':>6} {'p99':>6} {'load':>5} | {'new/base':>8}"
     head += " | goal"
     lines += [head, "-" * len(head)]
-    whats = {"glass": "python viewer", "browser": "chromium (rAF)", "key": "key -> X event"}
+    whats = {
+        "glass": "python viewer",
+        "browser": "chromium (rAF)",
+        "key": "key -> X event",
+        "key+mouse": "key -> X, mouse moving",
+    }
     for what, label in whats.items():
         for codec in config.codecs:
             for motion in config.motions:
@@ -924,7 +967,7 @@ def table(report: Report, config: Config) -> str:
                 name = f"{label}, {codec}, {'motion' if motion else 'idle'}"
                 load = max(new.load) if new.load else 0.0
                 row = (
-                    f"{name:<30} {_ms(new.pct(0.5)):>6} {_ms(new.pct(0.9)):>6} "
+                    f"{name:<38} {_ms(new.pct(0.5)):>6} {_ms(new.pct(0.9)):>6} "
                     f"{_ms(new.pct(0.99)):>6} {len(new.samples):>4} {load:>5.1f}"
                 )
                 if baseline:
@@ -938,7 +981,7 @@ def table(report: Report, config: Config) -> str:
                         f" | {_ms(b50):>8} {_ms(base.pct(0.9) if base else None):>6} "
                         f"{_ms(base.pct(0.99) if base else None):>6} {bload:>5.1f} | {ratio:>8}"
                     )
-                if what == "key":
+                if what.startswith("key"):
                     row += f" | p50 <= {KEY_GOALS[0]:.0f}, p99 <= {KEY_GOALS[1]:.0f}"
                 else:
                     row += f" | p50 <= {GOALS[codec]:.0f}"

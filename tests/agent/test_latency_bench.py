@@ -48,6 +48,7 @@ def test_latency_bench_measures_every_figure(
     report = asyncio.run(run(config))
     print("\n" + table(report, config))
     wanted = [("glass", "raw"), ("glass", "h264"), ("key", "raw"), ("key", "h264")]
+    wanted += [("key+mouse", "raw"), ("key+mouse", "h264")]
     if browser:
         wanted.append(("browser", "raw"))
     for what, codec in wanted:
