@@ -959,7 +959,7 @@ def table(report: Report, config: Config) -> str:
     baseline = bool(config.baseline)
     head = f"{'what':<38} {'p50':>6} {'p90':>6} {'p99':>6} {'n':>4} {'load':>5}"
     if baseline:
-        head += f" | {'base p50':>8} {'p90':>6} {'p99':>6} {'load':>5} | {'new/base':>8}"
+        head += f" | {'base p50':>8} {'p90':>6} {'p99':>6} {'load':>5} | {'new/base':>9}"
     head += " | goal"
     lines += [head, "-" * len(head)]
     whats = {
@@ -988,9 +988,12 @@ def table(report: Report, config: Config) -> str:
                     n50 = new.pct(0.5)
                     if b50 and n50 is not None:
                         ratio = f"{n50 / b50:.2f}"
+                    b99, n99 = (base.pct(0.99) if base else None), new.pct(0.99)
+                    if what.startswith("key") and b99 and n99 is not None:
+                        ratio += f"/{n99 / b99:.2f}"  # key rows: p50 and p99 ratios
                     row += (
                         f" | {_ms(b50):>8} {_ms(base.pct(0.9) if base else None):>6} "
-                        f"{_ms(base.pct(0.99) if base else None):>6} {bload:>5.1f} | {ratio:>8}"
+                        f"{_ms(base.pct(0.99) if base else None):>6} {bload:>5.1f} | {ratio:>9}"
                     )
                 if what.startswith("key"):
                     row += f" | p50 <= {KEY_GOALS[0]:.0f}, p99 <= {KEY_GOALS[1]:.0f}"
