@@ -76,6 +76,7 @@ bench: setup
 	$(PY) bench/relay.py
 	$(PY) bench/encoder.py
 	$(PY) bench/h264.py
+	$(PY) bench/latency.py --quick
 
 # The security fuzzers with a long, random budget (CI runs a small fixed one). Raise
 # FUZZ_EXAMPLES for a deeper hunt; a failure prints the example that reproduces it.

@@ -522,6 +522,7 @@ class Agent:
         await conn.send(SessionResponse(session_id=session.id, accepted=True, codec=codec))
         session.streamer = streamer
         session.task = asyncio.create_task(self._stream(conn, streamer), name="stream")
+        self._prepare_input(session)
         self.desktop.session_started(session.id, session.technician, session.scope_name)
         log.info("session started", session_id=session.id, scope=session.scope_name)
 
@@ -602,6 +603,17 @@ class Agent:
         if self._injector is None:
             self._injector = self._open_injector()
         return self._injector
+
+    def _prepare_input(self, session: ActiveSession) -> None:
+        """Open the injector when a control session starts, so the first key press does
+        not wait for a new X connection (and its keyboard map) to be set up. A failure
+        here is not the session's: ``_input`` tries again, and reports, when input comes."""
+        if not self._controls(session):
+            return
+        try:
+            self.injector()
+        except InjectError as exc:
+            log.warning("input injection unavailable", error=str(exc))
 
     def _release_input(self) -> None:
         if self._injector is not None:

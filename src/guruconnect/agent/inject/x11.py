@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 
 import structlog
 from Xlib import XK, X
 from Xlib import display as xdisplay
+from Xlib.error import ConnectionClosedError
 from Xlib.ext import xtest
 
 from guruconnect.agent.inject import SPECIAL_CHORDS, InjectError
@@ -85,9 +87,30 @@ class XTestInjector:
         else:
             self._held_keys.discard(keycode)
 
+    def _send(self) -> None:
+        """Hand the queued events to the X server without waiting for it.
+
+        XTest requests have no reply. A round trip (``sync``) here used to hold the event
+        loop until the X server had also served everyone ahead of us (the capture's
+        full-screen image, a busy compositor): on a loaded machine, tens of milliseconds.
+        ``flush`` writes and returns; the server handles requests in order, so nothing
+        is reordered. Errors still reach python-xlib's handler on a later read.
+        """
+        self._display.flush()
+
+    @contextlib.contextmanager
+    def _connected(self) -> Iterator[None]:
+        """A display that went away is an InjectError (the agent logs it and goes on), not
+        an Xlib exception that would end the connection to the relay."""
+        try:
+            yield
+        except (ConnectionClosedError, OSError) as exc:
+            raise InjectError(f"the X display went away: {exc}") from exc
+
     def key(self, key: keytable.Key, down: bool) -> None:
-        self._fake_key(self._keycode(key), down)
-        self._display.sync()
+        with self._connected():
+            self._fake_key(self._keycode(key), down)
+            self._send()
 
     def _tap(self, keycode: int, modifiers: tuple[int, ...] = ()) -> None:
         for modifier in modifiers:
@@ -105,22 +128,25 @@ class XTestInjector:
         return [int(keycode) for keycode in reversed(spare)][:SPARE_SLOTS]
 
     def text(self, text: str) -> None:
-        shift, altgr = self._keycode(SHIFT), self._keycode(ALTGR)
-        for char in text:
-            keysym = keysym_for(char)
-            # Index 0: plain, 1: Shift, 2/3: the second group (Mode_switch), 4/5: AltGr.
-            found = {index: keycode for keycode, index in self._display.keysym_to_keycodes(keysym)}
-            if 0 in found:
-                self._tap(found[0])
-            elif 1 in found:
-                self._tap(found[1], (shift,))
-            elif 4 in found:
-                self._tap(found[4], (altgr,))
-            elif 5 in found:
-                self._tap(found[5], (altgr, shift))
-            else:
-                self._type_unmapped(keysym)
-        self._display.sync()
+        with self._connected():
+            shift, altgr = self._keycode(SHIFT), self._keycode(ALTGR)
+            for char in text:
+                keysym = keysym_for(char)
+                # Index 0: plain, 1: Shift, 2/3: the second group (Mode_switch), 4/5: AltGr.
+                found = {
+                    index: keycode for keycode, index in self._display.keysym_to_keycodes(keysym)
+                }
+                if 0 in found:
+                    self._tap(found[0])
+                elif 1 in found:
+                    self._tap(found[1], (shift,))
+                elif 4 in found:
+                    self._tap(found[4], (altgr,))
+                elif 5 in found:
+                    self._tap(found[5], (altgr, shift))
+                else:
+                    self._type_unmapped(keysym)
+            self._send()
 
     def _type_unmapped(self, keysym: int) -> None:
         """Bind the keysym to a spare keycode and type it. The binding stays until its slot
@@ -142,7 +168,7 @@ class XTestInjector:
             self._bound[keysym] = keycode
             time.sleep(REMAP_SETTLE_SECONDS)
         self._tap(keycode)
-        self._display.sync()
+        self._send()
 
     def _unbind_all(self) -> None:
         for keycode in set(self._bound.values()):
@@ -151,56 +177,62 @@ class XTestInjector:
         self._display.sync()
 
     def special(self, key: SpecialKey) -> None:
-        chord = SPECIAL_CHORDS.get(key)
-        if chord is None:
-            raise InjectError(f"unknown special key {key}")
-        keycodes = [self._keycode(keytable.by_code()[code]) for code in chord]
-        for keycode in keycodes:
-            self._fake_key(keycode, True)
-        for keycode in reversed(keycodes):
-            self._fake_key(keycode, False)
-        self._display.sync()
+        with self._connected():
+            chord = SPECIAL_CHORDS.get(key)
+            if chord is None:
+                raise InjectError(f"unknown special key {key}")
+            keycodes = [self._keycode(keytable.by_code()[code]) for code in chord]
+            for keycode in keycodes:
+                self._fake_key(keycode, True)
+            for keycode in reversed(keycodes):
+                self._fake_key(keycode, False)
+            self._send()
 
     # -- mouse ----------------------------------------------------------------------------
 
     def move(self, x: int, y: int) -> None:
-        xtest.fake_input(self._display, X.MotionNotify, x=x, y=y)
-        self._display.sync()
+        with self._connected():
+            xtest.fake_input(self._display, X.MotionNotify, x=x, y=y)
+            self._send()
 
     def button(self, button: MouseButton, down: bool) -> None:
-        number = BUTTONS.get(button)
-        if number is None:
-            raise InjectError(f"unknown mouse button {button}")
-        xtest.fake_input(self._display, X.ButtonPress if down else X.ButtonRelease, number)
-        if down:
-            self._held_buttons.add(number)
-        else:
-            self._held_buttons.discard(number)
-        self._display.sync()
+        with self._connected():
+            number = BUTTONS.get(button)
+            if number is None:
+                raise InjectError(f"unknown mouse button {button}")
+            xtest.fake_input(self._display, X.ButtonPress if down else X.ButtonRelease, number)
+            if down:
+                self._held_buttons.add(number)
+            else:
+                self._held_buttons.discard(number)
+            self._send()
 
     def wheel(self, dx: int, dy: int) -> None:
-        for steps, positive, negative in (
-            (dy, WHEEL_UP, WHEEL_DOWN),
-            (dx, WHEEL_RIGHT, WHEEL_LEFT),
-        ):
-            number = positive if steps > 0 else negative
-            for _ in range(min(abs(steps), 50)):
-                xtest.fake_input(self._display, X.ButtonPress, number)
-                xtest.fake_input(self._display, X.ButtonRelease, number)
-        self._display.sync()
+        with self._connected():
+            for steps, positive, negative in (
+                (dy, WHEEL_UP, WHEEL_DOWN),
+                (dx, WHEEL_RIGHT, WHEEL_LEFT),
+            ):
+                number = positive if steps > 0 else negative
+                for _ in range(min(abs(steps), 50)):
+                    xtest.fake_input(self._display, X.ButtonPress, number)
+                    xtest.fake_input(self._display, X.ButtonRelease, number)
+            self._send()
 
     def release_all(self) -> None:
-        for keycode in sorted(self._held_keys):
-            xtest.fake_input(self._display, X.KeyRelease, keycode)
-        for number in sorted(self._held_buttons):
-            xtest.fake_input(self._display, X.ButtonRelease, number)
-        self._held_keys.clear()
-        self._held_buttons.clear()
-        self._display.sync()
+        with self._connected():
+            for keycode in sorted(self._held_keys):
+                xtest.fake_input(self._display, X.KeyRelease, keycode)
+            for number in sorted(self._held_buttons):
+                xtest.fake_input(self._display, X.ButtonRelease, number)
+            self._held_keys.clear()
+            self._held_buttons.clear()
+            self._display.sync()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.release_all()
         with contextlib.suppress(Exception):
             self._unbind_all()
-        self._display.close()
+        with contextlib.suppress(Exception):
+            self._display.close()
