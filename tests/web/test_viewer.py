@@ -419,7 +419,7 @@ def test_a_second_technician_takes_control(
     try:
         tech.login("tech")
         row = tech.page.locator(f"tr[data-machine-id='{agent.machine_id}']")
-        row.get_by_role("button", name="Control", exact=True).click()
+        row.get_by_role("button", name=re.compile(r"^Control ")).click()
         tech.page.wait_for_url(re.compile(f"/viewer/{session_id}"))  # joined the live one
         expect(tech.page.locator("#status")).to_have_text("Connected · root has control")
         expect(tech.page.locator("#cad")).to_be_disabled()
