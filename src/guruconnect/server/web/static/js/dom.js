@@ -122,7 +122,7 @@ export function table(columns, rows, { empty = "Nothing here yet.", rowAttrs } =
     h(
       "table",
       {},
-      h("thead", {}, h("tr", {}, columns.map(([title]) => h("th", { scope: "col" }, title)))),
+      h("thead", {}, h("tr", {}, columns.map(([title]) => h("th", { scope: "col" }, title || h("span", { class: "visually-hidden" }, "Actions"))))),
       h(
         "tbody",
         {},
