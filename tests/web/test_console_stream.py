@@ -10,8 +10,9 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.conftest import LiveServer
+from tests.conftest import Database, LiveServer, make_settings
 from tests.timing import scaled
 from tests.web.agents import ScriptedAgent
 from tests.web.conftest import LoopThread, off_loop
@@ -67,6 +68,27 @@ def online(machine_id: str) -> Callable[[str, dict[str, Any]], bool]:
 def test_stream_needs_a_login(web_server: LiveServer) -> None:
     response = web_server.client().get(STREAM)
     assert response.status_code == 401
+
+
+def test_an_open_stream_does_not_hold_the_servers_shutdown(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The stream never ends by itself; a server stopping cuts it (before: stop() waited
+    for it forever and timed out)."""
+    path = tmp_path_factory.mktemp("stop") / "guruconnect.db"
+    database = Database("sqlite", f"sqlite+aiosqlite:///{path}")
+    server = LiveServer(make_settings(database), database).start()
+    stream: EventStream | None = None
+    try:
+        off_loop(server.create_user, "root", is_admin=True)
+        stream = EventStream(server, server.login("root"))
+        stream.until(lambda name, _data: name == "ready")
+    finally:
+        server.stop()  # raises TimeoutError if the stream held it
+        if stream is not None:
+            with pytest.raises(httpx.HTTPError):
+                stream.until(lambda _name, _data: False)
+            stream.close()
 
 
 def test_a_technician_never_receives_events_of_a_client_they_cannot_reach(

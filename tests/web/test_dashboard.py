@@ -140,6 +140,23 @@ def test_machines_update_live_and_filter(
     expect(row).to_have_count(1)
 
 
+def test_machines_page_survives_the_stream_dropping(
+    web: Browsing, web_server: LiveServer, agent: ScriptedAgent
+) -> None:
+    """No stream: the rows still load and the page says it is not live; once the stream is
+    back (reconnected with a backoff) the page reloads and follows events again."""
+    page = web.page
+    page.route("**/api/console/events", lambda route: route.abort())
+    web.login()
+    row = page.locator(f"tr[data-machine-id='{agent.machine_id}']")
+    expect(row.locator(".badge")).to_have_text("Online")
+    expect(page.locator(".live-status")).to_contain_text("Reconnecting")
+    page.unroute("**/api/console/events")
+    expect(page.locator(".live-status")).to_have_text("Live", timeout=10 * UNIT_MS)
+    agent.close()
+    expect(row.locator(".badge")).to_have_text("Offline", timeout=5 * UNIT_MS)
+
+
 def test_machines_filter_by_client(
     web: Browsing, web_server: LiveServer, agent: ScriptedAgent
 ) -> None:

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import StreamingResponse
 
 from guruconnect.server.api.deps import Authenticated, Principal, State
@@ -29,6 +29,7 @@ from guruconnect.server.auth.permissions import Permission, effective_permission
 from guruconnect.server.console_events import ConsoleEvent, EventKind
 from guruconnect.server.db import auth_tokens, users
 from guruconnect.server.state import AppState
+from guruconnect.server.transport_limits import ENDLESS_RESPONSE
 
 router = APIRouter(prefix="/api/console", tags=["console"])
 
@@ -139,11 +140,15 @@ async def _stream(state: AppState, principal: Principal) -> AsyncIterator[bytes]
         429: {"description": "Too many streams open for this user"},
     },
 )
-async def console_events(principal: Authenticated, state: State) -> StreamingResponse:
+async def console_events(
+    request: Request, principal: Authenticated, state: State
+) -> StreamingResponse:
     """Server-Sent Events: ``ready`` once subscribed, then ``change`` events
     (``{"kind": "machine.online", "machine_id": ...}``), and ``end`` with a reason
     (``overflow``: this browser fell behind; ``unauthorized``; ``reconnect``; ``closed``)
     before the server closes the stream."""
+    # The server cuts this response when it shuts down (it would never end by itself).
+    setattr(request.state, ENDLESS_RESPONSE, True)
     # Counted while the stream runs (a request dropped before its body starts holds none).
     if _open_streams[principal.user.id] >= MAX_STREAMS_PER_USER:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, detail="too many open streams")
