@@ -26,7 +26,10 @@ class EventStream:
     def __init__(self, server: LiveServer, token: str) -> None:
         client = server.client(token=token)
         self._context: AbstractContextManager[httpx.Response] = client.stream(
-            "GET", STREAM, timeout=httpx.Timeout(scaled(15))
+            "GET",
+            STREAM,
+            headers={"Accept": "text/event-stream"},
+            timeout=httpx.Timeout(scaled(15)),
         )
         self.response = self._context.__enter__()
         assert self.response.status_code == 200, self.response.read()
@@ -65,9 +68,13 @@ def online(machine_id: str) -> Callable[[str, dict[str, Any]], bool]:
     )
 
 
-def test_stream_needs_a_login(web_server: LiveServer) -> None:
-    response = web_server.client().get(STREAM)
+def test_stream_needs_a_login_and_an_accept_header(web_server: LiveServer) -> None:
+    response = web_server.client().get(STREAM, headers={"Accept": "text/event-stream"})
     assert response.status_code == 401
+    # A plain GET (not an EventSource) is answered, not left hanging.
+    response = web_server.client(token=web_server.login("root")).get(STREAM)
+    assert response.status_code == 406
+    assert "text/event-stream" in response.json()["detail"]
 
 
 def test_an_open_stream_does_not_hold_the_servers_shutdown(

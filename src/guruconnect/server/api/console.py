@@ -137,6 +137,7 @@ async def _stream(state: AppState, principal: Principal) -> AsyncIterator[bytes]
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "The event stream"},
+        406: {"description": "The request did not accept text/event-stream"},
         429: {"description": "Too many streams open for this user"},
     },
 )
@@ -147,6 +148,12 @@ async def console_events(
     (``{"kind": "machine.online", "machine_id": ...}``), and ``end`` with a reason
     (``overflow``: this browser fell behind; ``unauthorized``; ``reconnect``; ``closed``)
     before the server closes the stream."""
+    # Only for a client that asked for a stream (EventSource does): a plain GET (a script,
+    # a crawler of the API) gets an answer instead of a request that never ends.
+    if "text/event-stream" not in request.headers.get("accept", ""):
+        raise HTTPException(
+            status.HTTP_406_NOT_ACCEPTABLE, detail="an event stream: send Accept: text/event-stream"
+        )
     # The server cuts this response when it shuts down (it would never end by itself).
     setattr(request.state, ENDLESS_RESPONSE, True)
     # Counted while the stream runs (a request dropped before its body starts holds none).
