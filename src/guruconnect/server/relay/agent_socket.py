@@ -412,6 +412,7 @@ async def _store_status(
         )
         return
     agent.stored_status = reported
+    console_events.notify_machine_changed(state, agent.tenant_id, agent.machine_id)
 
 
 async def _disconnected(state: AppState, agent: AgentPeer) -> None:
