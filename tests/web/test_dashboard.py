@@ -409,7 +409,11 @@ def test_audit_log_filters_and_pages(
     page.select_option("#audit-user", "")
     page.select_option("#audit-machine", agent.machine_id)
     expect(page.locator("#audit-list tbody tr", has_text="agent.connected")).not_to_have_count(0)
-    machines = page.locator("#audit-list tbody td[data-label='Machine']").all_inner_texts()
+    # The unfiltered list (from clearing the user) may still be showing: wait for the
+    # machine's own.
+    cells = page.locator("#audit-list tbody td[data-label='Machine']")
+    expect(cells.filter(has_not_text="front desk")).to_have_count(0)
+    machines = cells.all_inner_texts()
     assert machines
     assert set(machines) == {"front desk"}
 
