@@ -124,6 +124,23 @@ def test_every_navigation_link_is_visible(browsing: Browsing) -> None:
         expect(links.nth(index)).to_be_in_viewport()
 
 
+def test_users_form_has_visible_labels(browsing: Browsing) -> None:
+    """Labels that stay on screen (not placeholders that vanish when typing)."""
+    page = browsing.page
+    browsing.goto("/users")
+    page.wait_for_selector("#create-user")
+    for field, text in (
+        ("new-username", "Username"),
+        ("new-display-name", "Display name"),
+        ("new-password", "Password"),
+        ("new-role", "Role"),
+    ):
+        label = page.locator(f"label:has(#{field})")
+        expect(label).to_be_visible()
+        expect(label).to_contain_text(text)
+        assert page.locator(f"#{field}").get_attribute("placeholder") is None
+
+
 def test_join_page(browsing: Browsing) -> None:
     browsing.goto("/join")
     browsing.page.wait_for_selector("#join-code")

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from guruconnect.server.api import console
 from tests.conftest import Database, LiveServer, make_settings
 from tests.timing import scaled
 from tests.web.agents import ScriptedAgent
@@ -75,6 +76,23 @@ def test_stream_needs_a_login_and_an_accept_header(web_server: LiveServer) -> No
     response = web_server.client(token=web_server.login("root")).get(STREAM)
     assert response.status_code == 406
     assert "text/event-stream" in response.json()["detail"]
+
+
+def test_a_revoked_login_loses_its_stream(
+    web_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stream checks its token again at each heartbeat: revoked, it ends."""
+    monkeypatch.setattr(console, "HEARTBEAT_SECONDS", 0.2)
+    user_id = off_loop(web_server.create_user, "revoked-tech")
+    stream = EventStream(web_server, web_server.login("revoked-tech"))
+    try:
+        stream.until(lambda name, _data: name == "ready")
+        root = web_server.client(token=web_server.login("root"))
+        assert root.post(f"/api/auth/revoke-user/{user_id}").status_code in (200, 204)
+        seen = stream.until(lambda name, _data: name == "end")
+    finally:
+        stream.close()
+    assert seen[-1] == ("end", {"reason": "unauthorized"})
 
 
 def test_an_open_stream_does_not_hold_the_servers_shutdown(
