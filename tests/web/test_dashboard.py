@@ -84,14 +84,29 @@ def agent(web_server: LiveServer, loop_thread: LoopThread) -> Iterator[ScriptedA
     scripted.close()
 
 
+def wait_live(web: Browsing) -> None:
+    """Until the page's event stream (live.js) said "ready"."""
+    web.page.wait_for_selector("html[data-live=open]", state="attached")
+
+
 def test_machines_update_live_and_filter(
     web: Browsing, web_server: LiveServer, loop_thread: LoopThread
 ) -> None:
     page = web.page
+    listed: list[str] = []  # GET /api/machines (the whole list), as the page asked for it
+    page.on(
+        "request",
+        lambda r: listed.append(r.url) if r.url.endswith("/api/machines") else None,
+    )
     web.login()
+    wait_live(web)
+    page.evaluate("() => { window.__sameDocument = true; }")
+    expect(page.locator(".live-status")).to_have_text("Live")
+    lists_before = len(listed)
     token = api_token(web_server)
     key = web_server.client(token=token).post("/api/agent-keys", json={"label": "accounting"})
-    # The agent comes online after the page loaded: the row appears without a reload.
+    # The agent comes online after the page loaded: the row appears, pushed by the server:
+    # no reload, and the list is not fetched again (no polling).
     agent = ScriptedAgent.connect(
         loop_thread, web_server.url, key=key.json()["key"], hostname="ACCT-LAPTOP-7"
     )
@@ -100,7 +115,9 @@ def test_machines_update_live_and_filter(
     expect(row).to_contain_text("ACCT-LAPTOP-7")
     expect(row).to_contain_text("Debian GNU/Linux 13")
     expect(row).to_contain_text("0.1.0")
-    expect(row.get_by_role("button", name="Control", exact=True)).to_be_enabled()
+    # Both buttons say which machine they act on.
+    expect(row.get_by_role("button", name="Control accounting", exact=True)).to_be_enabled()
+    expect(row.get_by_role("button", name="View accounting", exact=True)).to_be_enabled()
     web.shot("machines")
 
     # Search narrows the list; the online/offline filter too.
@@ -113,12 +130,86 @@ def test_machines_update_live_and_filter(
     # It goes offline: the row says so, with no reload, and Connect is disabled.
     agent.close()
     expect(row.locator(".badge")).to_have_text("Offline", timeout=5 * UNIT_MS)
-    expect(row.get_by_role("button", name="Control", exact=True)).to_be_disabled()
+    expect(row.get_by_role("button", name="Control accounting")).to_be_disabled()
     expect(row).to_contain_text(re.compile(r"just now|s ago"))
+    assert len(listed) == lists_before, f"the list was polled: {listed[lists_before:]}"
+    assert page.evaluate("() => window.__sameDocument === true"), "the page was reloaded"
     page.select_option("#machine-filter", "online")
     expect(row).to_have_count(0)
     page.select_option("#machine-filter", "offline")
     expect(row).to_have_count(1)
+
+
+def test_machines_page_survives_the_stream_dropping(
+    web: Browsing, web_server: LiveServer, agent: ScriptedAgent
+) -> None:
+    """No stream: the rows still load and the page says it is not live; once the stream is
+    back (reconnected with a backoff) the page reloads and follows events again."""
+    page = web.page
+    page.route("**/api/console/events", lambda route: route.abort())
+    web.login()
+    row = page.locator(f"tr[data-machine-id='{agent.machine_id}']")
+    expect(row.locator(".badge")).to_have_text("Online")
+    expect(page.locator(".live-status")).to_contain_text("Reconnecting")
+    page.unroute("**/api/console/events")
+    expect(page.locator(".live-status")).to_have_text("Live", timeout=10 * UNIT_MS)
+    agent.close()
+    expect(row.locator(".badge")).to_have_text("Offline", timeout=5 * UNIT_MS)
+
+
+def test_machines_filter_by_client(
+    web: Browsing, web_server: LiveServer, agent: ScriptedAgent
+) -> None:
+    client = web_server.client(token=api_token(web_server))
+    client.patch(f"/api/machines/{agent.machine_id}", json={"client_name": "Contoso"})
+    page = web.page
+    web.login()
+    row = page.locator(f"tr[data-machine-id='{agent.machine_id}']")
+    expect(row).to_contain_text("Contoso")
+    page.get_by_label("Client").select_option("Contoso")
+    expect(page.locator("#machine-list tbody tr")).to_have_count(1)
+    page.get_by_label("Client").select_option("None / support codes")
+    expect(row).to_have_count(0)
+
+
+def test_focus_stays_on_its_button_across_pushed_updates(
+    web: Browsing, web_server: LiveServer, loop_thread: LoopThread, agent: ScriptedAgent
+) -> None:
+    """Keyboard focus on a machine's Control button survives another machine coming
+    online, and its own row being redrawn (before: the list was rebuilt every 2 s and the
+    focus fell to <body>)."""
+    page = web.page
+    web.login()
+    wait_live(web)
+    mine = page.locator(f"tr[data-machine-id='{agent.machine_id}']")
+    button = mine.get_by_role("button", name="Control front desk", exact=True)
+    expect(button).to_be_enabled()
+    button.focus()
+    page.evaluate("() => { window.__focused = document.activeElement; }")
+    # Another machine comes online: a row is added above or below.
+    key = web_server.client(token=api_token(web_server)).post(
+        "/api/agent-keys", json={"label": "another desk"}
+    )
+    other = ScriptedAgent.connect(
+        loop_thread, web_server.url, key=key.json()["key"], hostname="OTHER-PC"
+    )
+    try:
+        expect(page.locator(f"tr[data-machine-id='{other.machine_id}'] .badge")).to_have_text(
+            "Online", timeout=5 * UNIT_MS
+        )
+        assert page.evaluate("() => document.activeElement === window.__focused")
+        # Its own row changes (the agent reconnects under another hostname): the row is
+        # redrawn and the focus moves to the new row's Control button, not to <body>.
+        again = ScriptedAgent.connect(
+            loop_thread, web_server.url, key=agent.key, hostname="FRONT-DESK-RENAMED"
+        )
+        try:
+            expect(mine).to_contain_text("FRONT-DESK-RENAMED", timeout=5 * UNIT_MS)
+            expect(button).to_be_focused()
+        finally:
+            again.close()
+    finally:
+        other.close()
 
 
 def test_sessions_page_lists_joins_and_ends(
@@ -318,7 +409,11 @@ def test_audit_log_filters_and_pages(
     page.select_option("#audit-user", "")
     page.select_option("#audit-machine", agent.machine_id)
     expect(page.locator("#audit-list tbody tr", has_text="agent.connected")).not_to_have_count(0)
-    machines = page.locator("#audit-list tbody td[data-label='Machine']").all_inner_texts()
+    # The unfiltered list (from clearing the user) may still be showing: wait for the
+    # machine's own.
+    cells = page.locator("#audit-list tbody td[data-label='Machine']")
+    expect(cells.filter(has_not_text="front desk")).to_have_count(0)
+    machines = cells.all_inner_texts()
     assert machines
     assert set(machines) == {"front desk"}
 
@@ -342,7 +437,8 @@ def test_pages_fit_a_phone(browser: Browser, web_server: LiveServer, path: str) 
         web.login()
         web.goto(path)
         web.page.wait_for_selector("main h1")
-        web.page.wait_for_load_state("networkidle")
+        # Not "networkidle": the pages that follow the event stream keep a request open.
+        web.page.wait_for_selector("main .table-wrap, main .empty, main form, main table")
         overflow = web.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} is {overflow} px wider than the phone"
         expect(web.page.locator("#nav a[aria-current=page]")).to_be_in_viewport()

@@ -62,7 +62,7 @@ def open_session(web: Browsing, agent: ScriptedAgent, scope: str = "Control") ->
     web.login()
     row = web.page.locator(f"tr[data-machine-id='{agent.machine_id}']")
     expect(row.locator(".badge")).to_have_text("Online")
-    row.get_by_role("button", name=scope, exact=True).click()
+    row.get_by_role("button", name=re.compile(f"^{scope} ")).click()
     web.page.wait_for_url(re.compile(r"/viewer/[0-9a-f-]{36}"))
     return web.page.url.split("/viewer/")[1].split("?")[0]
 
@@ -419,7 +419,7 @@ def test_a_second_technician_takes_control(
     try:
         tech.login("tech")
         row = tech.page.locator(f"tr[data-machine-id='{agent.machine_id}']")
-        row.get_by_role("button", name="Control", exact=True).click()
+        row.get_by_role("button", name=re.compile(r"^Control ")).click()
         tech.page.wait_for_url(re.compile(f"/viewer/{session_id}"))  # joined the live one
         expect(tech.page.locator("#status")).to_have_text("Connected · root has control")
         expect(tech.page.locator("#cad")).to_be_disabled()

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from guruconnect.server.api import (
     agent_keys,
     auth,
+    console,
     events,
     health,
     machines,
@@ -151,6 +152,7 @@ def create_app(settings: Settings, *, instance_lock: InstanceLock | None = None)
     app.include_router(machines.router)
     app.include_router(sessions.router)
     app.include_router(events.router)
+    app.include_router(console.router)
     app.include_router(releases.router)
     app.include_router(relay_router)
     web_routes.mount(app)

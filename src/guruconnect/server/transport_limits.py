@@ -48,6 +48,9 @@ SEND_NOW = "guruconnect.send_now"
 
 
 _END_OF_HEAD = b"\r\n\r\n"
+#: Set (true) in a request's ``scope["state"]`` (``request.state``) by an endpoint whose
+#: response never ends by itself: the server cuts it when it shuts down.
+ENDLESS_RESPONSE = "guruconnect_endless_response"
 
 
 def http_protocol(
@@ -127,6 +130,19 @@ def http_protocol(
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
             super().connection_lost(exc)
+
+        def shutdown(self) -> None:
+            # An endless response (the console's event stream) would hold the server's
+            # shutdown forever: it is cut, and its browser reconnects.
+            cycle = self.cycle
+            if (
+                cycle is not None
+                and not cycle.response_complete
+                and cycle.scope.get("state", {}).get(ENDLESS_RESPONSE)
+            ):
+                self.transport.close()
+                return
+            super().shutdown()
 
     return HeaderDeadlineProtocol
 

@@ -21,6 +21,7 @@ from guruconnect.protocol.close_codes import CloseCode
 from guruconnect.protocol.errors import ProtocolError
 from guruconnect.protocol.planes import VIDEO_TYPES, Plane, inbound_type
 from guruconnect.releases.manifest import ARCHES, PLATFORMS
+from guruconnect.server import console_events
 from guruconnect.server.auth import secrets_format
 from guruconnect.server.auth.secrets_format import CredentialKind
 from guruconnect.server.db import agent_keys, machines, sessions, support_codes, users
@@ -210,6 +211,15 @@ async def _by_code(state: AppState, code: str, hello: Hello, source: str) -> Age
             session_id=session.id,
             source_address=source,
             detail={"code_id": str(redeemed.id), "hostname": hello.hostname},
+        )
+    )
+    state.hub.console.publish(
+        console_events.code_redeemed(
+            redeemed.tenant_id,
+            redeemed.id,
+            machine_id=machine.id,
+            session_id=session.id,
+            created_by=redeemed.created_by,
         )
     )
     name = (technician.display_name or technician.username) if technician else "technician"
@@ -410,6 +420,7 @@ async def _store_status(
         )
         return
     agent.stored_status = reported
+    console_events.notify_machine_changed(state, agent.tenant_id, agent.machine_id)
 
 
 async def _disconnected(state: AppState, agent: AgentPeer) -> None:

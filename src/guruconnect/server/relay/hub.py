@@ -41,6 +41,13 @@ from guruconnect.protocol.planes import INPUT_TYPES
 from guruconnect.server.audit import AuditLog
 from guruconnect.server.auth.permissions import effective_permissions, for_scope
 from guruconnect.server.config import Settings
+from guruconnect.server.console_events import (
+    EventFeed,
+    EventKind,
+    InMemoryFeed,
+    machine_event,
+    session_event,
+)
 from guruconnect.server.db import auth_tokens, machines, releases, sessions, users
 from guruconnect.server.db.events import Event
 from guruconnect.server.metrics import Metrics
@@ -102,9 +109,16 @@ class LiveSession:
 
 class Hub:
     def __init__(
-        self, settings: Settings, engine: AsyncEngine, audit: AuditLog, metrics: Metrics
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        audit: AuditLog,
+        metrics: Metrics,
+        console: EventFeed | None = None,
     ) -> None:
         self.settings = settings
+        #: What the technicians' consoles are told (console_events.py).
+        self.console: EventFeed = console if console is not None else InMemoryFeed()
         self.metrics = metrics
         self._engine = engine
         self._audit = audit
@@ -163,6 +177,7 @@ class Hub:
     async def _persist_state(self, live: LiveSession, db_state: str) -> None:
         async with self._engine.begin() as conn:
             await sessions.set_state(conn, live.id, db_state, codec=_CODEC_NAMES.get(live.codec))
+        self.console.publish(session_event(EventKind.SESSION_STATE, live, db_state))
 
     def _session_event(self, live: LiveSession, event_type: str, **detail: Any) -> Event:
         return Event(
@@ -195,6 +210,7 @@ class Hub:
         # Registered before anything awaits: the old socket's cleanup, which may run during
         # the audit write below, must already see that it was replaced, not disconnected.
         self.agents[agent.machine_id] = agent
+        self.console.publish(machine_event(agent.tenant_id, agent.machine_id, online=True))
         if old is not None and old is not agent:
             old.peer.close(CloseCode.REPLACED, "replaced by a newer connection with this key")
             await self.audit(
@@ -220,6 +236,7 @@ class Hub:
         if self.agents.get(agent.machine_id) is not agent:
             return  # a newer connection replaced this one; nothing changes
         del self.agents[agent.machine_id]
+        self.console.publish(machine_event(agent.tenant_id, agent.machine_id, online=False))
         live = self.live_session_for_machine(agent.machine_id)
         if live is None:
             return
@@ -343,6 +360,7 @@ class Hub:
         )
         self.sessions[live.id] = live
         self._by_machine[live.machine_id] = live
+        self.console.publish(session_event(EventKind.SESSION_CREATED, live, "waiting_for_agent"))
         await self.audit(
             self._session_event(
                 live, "session.created", technician=technician, kind=live.kind, scope=live.scope
@@ -424,6 +442,7 @@ class Hub:
             ended = await sessions.end(conn, session_id, why)
         if live is None:
             return ended
+        self.console.publish(session_event(EventKind.SESSION_ENDED, live, "ended", why))
         if live.timer is not None and live.timer is not asyncio.current_task():
             live.timer.cancel()
         if live.keyframe_timer is not None:
@@ -860,6 +879,7 @@ class Hub:
             log.info("reconciled after restart", sessions=len(stale), machines=offline)
 
     async def shutdown(self) -> None:
+        self.console.close()
         for agent in list(self.agents.values()):
             agent.peer.close(CloseCode.GOING_AWAY, "server shutting down")
         for live in list(self.sessions.values()):

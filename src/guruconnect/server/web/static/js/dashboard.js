@@ -1,3 +1,4 @@
+// @ts-check
 // The dashboard shell: who is logged in, the navigation, and which view the path shows.
 import { can, logOut, setUnauthorizedHandler, whoAmI } from "./api.js";
 import { h, replace } from "./dom.js";
@@ -10,6 +11,15 @@ import * as supportCodes from "./pages/support-codes.js";
 import * as updates from "./pages/updates.js";
 import * as users from "./pages/users.js";
 
+/**
+ * @typedef {{id: string, username: string, display_name?: string | null, role: string,
+ *   permissions: string[]}} Me
+ * @typedef {{render: (main: HTMLElement, context: {me: Me, navigate: typeof navigate}) =>
+ *   Promise<(() => void) | void | null | undefined>}} Page
+ * @typedef {{path: string, title: string, page: Page, allowed: (me: Me) => boolean}} View
+ */
+
+/** @type {View[]} */
 const VIEWS = [
   { path: "/machines", title: "Machines", page: machines, allowed: (me) => can(me, "sessions.view") },
   { path: "/sessions", title: "Sessions", page: sessions, allowed: (me) => can(me, "sessions.view") },
@@ -20,11 +30,22 @@ const VIEWS = [
   { path: "/audit", title: "Audit log", page: audit, allowed: (me) => can(me, "audit.read") },
 ];
 
-const main = document.getElementById("main");
-const topbar = document.getElementById("topbar");
-const nav = document.getElementById("nav");
+/** @param {string} id */
+function byId(id) {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`#${id} is missing from the page`);
+  return el;
+}
+
+const main = byId("main");
+const topbar = byId("topbar");
+const nav = byId("nav");
+/** @type {Me | null} */
 let me = null;
+/** @type {(() => void) | null} */
 let cleanup = null;
+/** Set by a click in the navigation: the new view gets the keyboard focus. */
+let focusMain = false;
 
 function stopView() {
   if (cleanup) {
@@ -37,13 +58,21 @@ function stopView() {
   }
 }
 
+/**
+ * @param {string} path
+ * @param {{replace?: boolean}} [options]
+ */
 export function navigate(path, { replace: replaceState = false } = {}) {
   if (replaceState) history.replaceState(null, "", path);
   else history.pushState(null, "", path);
   show();
 }
 
-function renderNav(current) {
+/**
+ * @param {Me} me
+ * @param {string} current
+ */
+function renderNav(me, current) {
   replace(
     nav,
     VIEWS.filter((v) => v.allowed(me)).map((v) =>
@@ -52,9 +81,10 @@ function renderNav(current) {
         {
           href: v.path,
           "aria-current": v.path === current ? "page" : false,
-          onclick: (event) => {
+          onclick: (/** @type {MouseEvent} */ event) => {
             if (event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
             event.preventDefault();
+            focusMain = true;
             navigate(v.path);
           },
         },
@@ -62,10 +92,7 @@ function renderNav(current) {
       ),
     ),
   );
-  document.getElementById("who-name").textContent = me.display_name || me.username;
-  // On a phone the navigation scrolls sideways: keep the current page's tab in sight.
-  const active = nav.querySelector("[aria-current=page]");
-  if (active) active.scrollIntoView({ block: "nearest", inline: "center" });
+  byId("who-name").textContent = me.display_name || me.username;
 }
 
 async function show() {
@@ -74,7 +101,7 @@ async function show() {
   if (path === "/login") {
     topbar.hidden = true;
     document.title = "Log in · GuruConnect";
-    cleanup = await login.render(main, {
+    cleanup = /** @type {any} */ (await login.render(main, {
       done: async () => {
         me = await whoAmI();
         const next = new URLSearchParams(location.search).get("next");
@@ -83,7 +110,7 @@ async function show() {
         if (safe.startsWith("/viewer/")) location.assign(safe);
         else navigate(safe, { replace: true });
       },
-    });
+    }));
     return;
   }
   if (!me) me = await whoAmI();
@@ -91,17 +118,23 @@ async function show() {
     navigate(`/login?next=${encodeURIComponent(path)}`, { replace: true });
     return;
   }
-  const allowed = VIEWS.filter((v) => v.allowed(me));
+  const user = me;
+  const allowed = VIEWS.filter((v) => v.allowed(user));
   const view = allowed.find((v) => v.path === path);
   if (!view) {
     navigate(allowed.length ? allowed[0].path : "/login", { replace: true });
     return;
   }
   topbar.hidden = false;
-  renderNav(path);
+  renderNav(user, path);
   document.title = `${view.title} · GuruConnect`;
   replace(main, h("h1", {}, view.title));
-  cleanup = (await view.page.render(main, { me, navigate })) || null;
+  if (focusMain) {
+    // As after a page load: the keyboard starts at the top of the new view.
+    focusMain = false;
+    main.focus({ preventScroll: true });
+  }
+  cleanup = (await view.page.render(main, { me: user, navigate })) || null;
 }
 
 setUnauthorizedHandler(() => {
@@ -110,13 +143,19 @@ setUnauthorizedHandler(() => {
   navigate(`/login?next=${encodeURIComponent(location.pathname)}`, { replace: true });
 });
 
-document.getElementById("logout").addEventListener("click", async () => {
+byId("logout").addEventListener("click", async () => {
   try {
     await logOut();
   } finally {
     me = null;
     navigate("/login", { replace: true });
   }
+});
+
+// The skip link moves the focus without touching the URL (a fragment would be a popstate).
+document.querySelector(".skip-link")?.addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
 });
 
 window.addEventListener("popstate", show);

@@ -26,10 +26,11 @@ export async function render(main, { me }) {
   }
 
   // -- create -------------------------------------------------------------------------
-  const username = h("input", { id: "new-username", required: true, autocomplete: "off", "aria-label": "Username", placeholder: "username" });
-  const displayName = h("input", { id: "new-display-name", "aria-label": "Display name", placeholder: "Display name (optional)" });
-  const password = h("input", { id: "new-password", type: "password", required: true, minlength: 12, autocomplete: "new-password", "aria-label": "Password", placeholder: "Password (12+ characters)" });
-  const role = h("select", { id: "new-role", "aria-label": "Role" }, h("option", { value: "technician" }, "Technician"), h("option", { value: "admin" }, "Admin"));
+  // Visible labels, not placeholders: they stay readable while typing and are announced.
+  const username = h("input", { id: "new-username", required: true, autocomplete: "off" });
+  const displayName = h("input", { id: "new-display-name" });
+  const password = h("input", { id: "new-password", type: "password", required: true, minlength: 12, autocomplete: "new-password" });
+  const role = h("select", { id: "new-role" }, h("option", { value: "technician" }, "Technician"), h("option", { value: "admin" }, "Admin"));
   const create = h(
     "form",
     {
@@ -52,17 +53,17 @@ export async function render(main, { me }) {
       },
     },
     h("h2", {}, "New user"),
-    username,
-    displayName,
-    password,
-    role,
+    h("label", { class: "field" }, h("span", {}, "Username"), username),
+    h("label", { class: "field" }, h("span", {}, "Display name (optional)"), displayName),
+    h("label", { class: "field" }, h("span", {}, "Password (12+ characters)"), password),
+    h("label", { class: "field" }, h("span", {}, "Role"), role),
     h("button", { type: "submit", class: "primary" }, "Create user"),
   );
 
   // -- client access ------------------------------------------------------------------
   function editAccess(user) {
     const chosen = new Set(user.client_access.machine_ids);
-    const clients = h("input", { id: "access-clients", value: user.client_access.client_names.join(", "), placeholder: "Client names, comma-separated", "aria-label": "Clients" });
+    const clients = h("input", { id: "access-clients", value: user.client_access.client_names.join(", ") });
     const boxes = machines.map((m) =>
       h("label", { class: "inline" }, h("input", { type: "checkbox", value: m.id, checked: chosen.has(m.id) }), ` ${m.name}`),
     );
@@ -84,7 +85,7 @@ export async function render(main, { me }) {
         },
         h("h2", {}, `Machines ${user.username} may reach`),
         h("p", { class: "muted" }, "Every machine of the named clients, plus the machines ticked."),
-        clients,
+        h("label", { class: "field" }, h("span", {}, "Clients (names, comma-separated)"), clients),
         h("div", { class: "checks" }, boxes.length ? boxes : h("span", { class: "muted" }, "No machines yet.")),
         h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Save access"), h("button", { type: "button", onclick: () => replace(editor) }, "Cancel")),
       ),
