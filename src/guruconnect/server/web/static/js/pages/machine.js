@@ -54,7 +54,7 @@ function labelled(id, text, attrs = {}) {
 export async function render(main, { me, navigate }) {
   const machineId = machineIdOf(location.pathname);
   const heading = /** @type {HTMLElement} */ (main.querySelector("h1") || main.appendChild(h("h1", {}, "Machine")));
-  const back = h("p", {}, h("a", { href: "/machines", id: "back-to-machines", onclick: (/** @type {MouseEvent} */ event) => {
+  const back = h("p", {}, h("a", { href: "/machines", id: "back-to-machines", class: "back-link", onclick: (/** @type {MouseEvent} */ event) => {
     if (event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
     event.preventDefault();
     navigate("/machines");
@@ -276,18 +276,22 @@ export async function render(main, { me, navigate }) {
           { class: "muted" },
           "It leaves every list, its agent key is revoked and its agent disconnected. Its sessions stay in the audit log.",
         ),
-        confirmButton(
-          "Forget this machine",
-          "Forget it for good?",
-          async () => {
-            try {
-              await api("DELETE", `/api/machines/${machineId}`);
-              navigate("/machines");
-            } catch (error) {
-              fail(`Cannot forget the machine: ${/** @type {Error} */ (error).message}`);
-            }
-          },
-          { id: "forget" },
+        h(
+          "div",
+          { class: "actions" },
+          confirmButton(
+            "Forget this machine",
+            "Forget it for good?",
+            async () => {
+              try {
+                await api("DELETE", `/api/machines/${machineId}`);
+                navigate("/machines");
+              } catch (error) {
+                fail(`Cannot forget the machine: ${/** @type {Error} */ (error).message}`);
+              }
+            },
+            { id: "forget" },
+          ),
         ),
       )
     : null;
