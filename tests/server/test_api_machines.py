@@ -125,6 +125,15 @@ def test_an_admin_manages_a_machine_from_client_to_forgetting_it(server: LiveSer
     # Another client: the old site does not follow.
     body = ok(root.patch(f"/api/machines/{pc}", json={"client_id": globex["id"]}))
     assert (body["client_name"], body["site_id"]) == ("Globex", None)
+    # The older form, a client by name, files it under that client (created if new).
+    body = ok(root.patch(f"/api/machines/{pc}", json={"client_name": "Initech"}))
+    assert body["client_name"] == "Initech"
+    assert body["client_id"] in [c["id"] for c in ok(root.get("/api/clients"))]
+    assert [e.detail["name"] for e in server.events("client.created")] == [
+        "Acme",
+        "Globex",
+        "Initech",
+    ]
     body = ok(root.patch(f"/api/machines/{pc}", json={"client_id": None}))
     assert (body["client_id"], body["client_name"]) == (None, None)
 

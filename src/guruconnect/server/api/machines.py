@@ -227,8 +227,10 @@ async def _grouping(
     current: Machine,
     body: MachinePatch,
     sent: set[str],
+    created: list[clients.Client],
 ) -> dict[str, Any]:
-    """The client/site columns a patch asks for, checked against the tenant's clients."""
+    """The client/site columns a patch asks for, checked against the tenant's clients; a
+    client created on the way (``client_name`` of a new name) is added to ``created``."""
     if not sent & {"client_id", "client_name", "site_id"}:
         return {}
     _admin_only(principal, "a machine's client or site")
@@ -250,6 +252,7 @@ async def _grouping(
             client = await clients.client_named(conn, tenant_id, body.client_name)
             if client is None:
                 client = await clients.create_client(conn, tenant_id, body.client_name)
+                created.append(client)
     else:
         client = (
             await clients.get_client(conn, tenant_id, current.client_id)
@@ -306,15 +309,27 @@ async def update_machine(
         values["tags"] = tuple(body.tags or ())
     if "consent_policy" in sent:
         values["consent_policy"] = body.consent_policy
+    created: list[clients.Client] = []
     async with state.engine.begin() as conn:
         current = await reachable_machine(conn, principal, machine_id)
-        values.update(await _grouping(conn, principal, current, body, sent))
+        values.update(await _grouping(conn, principal, current, body, sent, created))
         changed = {k: v for k, v in values.items() if getattr(current, k) != v}
         if changed:
             await machines.update_fields(conn, current.tenant_id, machine_id, changed)
         machine = await reachable_machine(conn, principal, machine_id)
 
     # Committed: audit, tell the consoles, re-check who may still watch.
+    for client in created:
+        await state.audit.record(
+            Event(
+                CLIENT_CREATED,
+                tenant_id=client.tenant_id,
+                user_id=principal.user.id,
+                actor=principal.user.username,
+                source_address=source_address(request),
+                detail={"client_id": str(client.id), "name": client.name},
+            )
+        )
     if "name" in changed:
         await state.audit.record(
             _event(
