@@ -231,6 +231,10 @@ async def _place(
     client_id: uuid.UUID | None,
     site_id: uuid.UUID | None,
 ) -> None:
+    # Two placements of one machine at once would both delete, then both insert (one
+    # unique violation): the machine's row lock makes them take turns (PostgreSQL; SQLite
+    # has one writer anyway).
+    await conn.execute(select(machines.c.id).where(machines.c.id == machine_id).with_for_update())
     await conn.execute(
         delete(machine_placements).where(
             machine_placements.c.machine_id == machine_id,
