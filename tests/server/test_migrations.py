@@ -8,24 +8,32 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, delete, func, insert, inspect, select, text
+from sqlalchemy import Connection, Uuid, bindparam, delete, func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guruconnect.server.auth.permissions import Role
 from guruconnect.server.auth.user_tokens import TokenClaims
-from guruconnect.server.db import auth_tokens, events, tenants, users
+from guruconnect.server.db import auth_tokens, events, machines, tenants, users
 from guruconnect.server.db.engine import alembic_config, create_engine, migrate
 from guruconnect.server.db.events import Event
 from guruconnect.server.db.schema import (
     auth_tokens as auth_tokens_table,
 )
 from guruconnect.server.db.schema import (
+    clients as clients_table,
+)
+from guruconnect.server.db.schema import (
+    machine_placements,
     metadata,
     session_events,
+)
+from guruconnect.server.db.schema import (
+    sessions as sessions_table,
 )
 from guruconnect.server.db.schema import (
     tenants as tenants_table,
@@ -33,6 +41,7 @@ from guruconnect.server.db.schema import (
 from guruconnect.server.db.schema import (
     users as users_table,
 )
+from guruconnect.server.db.types import UTCDateTime
 from tests.conftest import Database
 
 TABLES = {
@@ -41,6 +50,8 @@ TABLES = {
     "user_permissions",
     "user_client_access",
     "machines",
+    "clients",
+    "sites",
     "agent_keys",
     "sessions",
     "session_events",
@@ -49,6 +60,7 @@ TABLES = {
     "auth_tokens",
     "update_policies",
     "viewer_tickets",
+    "machine_placements",
 }
 
 
@@ -217,3 +229,103 @@ async def test_prune_removes_only_expired_tokens(engine: AsyncEngine) -> None:
         assert remaining == [live.jti]
         count = (await conn.execute(select(func.count()).select_from(auth_tokens_table))).scalar()
     assert count == 1
+
+
+def _migrate_to(connection: Connection, revision: str, schema: str | None, down: bool) -> None:
+    if connection.dialect.name == "postgresql" and schema:
+        connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    (command.downgrade if down else command.upgrade)(config, revision)
+
+
+@pytest.mark.asyncio
+async def test_revision_0005_files_client_names_under_clients_and_goes_back_down(
+    database: Database,
+) -> None:
+    """Up from 0004 with data: each tenant's client names become clients holding their
+    machines; down again: the new tables and columns go, and nothing else (the machines'
+    sessions and audit rows survive both ways: ``machines`` is never rebuilt)."""
+    engine = create_engine(database.url, schema=database.schema)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_migrate_to, "0004", database.schema, False)
+        now = datetime.now(UTC)
+        tenant_id, machine_ids = uuid.uuid4(), [uuid.uuid4() for _ in range(4)]
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(tenants_table).values(id=tenant_id, name="t-0005", created_at=now)
+            )
+            for machine_id, client in zip(
+                machine_ids, ["acme", "acme", "globex", None], strict=True
+            ):
+                await conn.execute(
+                    text(
+                        "INSERT INTO machines (id, tenant_id, name, client_name, consent_policy,"
+                        " ad_hoc, online, created_at) VALUES (:id, :tenant, :name, :client,"
+                        " 'ask', false, false, :now)"
+                    ).bindparams(
+                        bindparam("id", type_=Uuid()),
+                        bindparam("tenant", type_=Uuid()),
+                        bindparam("now", type_=UTCDateTime()),
+                    ),
+                    {
+                        "id": machine_id,
+                        "tenant": tenant_id,
+                        "name": f"pc-{client}",
+                        "client": client,
+                        "now": now,
+                    },
+                )
+            await conn.execute(
+                insert(sessions_table).values(
+                    id=uuid.uuid4(),
+                    tenant_id=tenant_id,
+                    machine_id=machine_ids[0],
+                    kind="attended",
+                    scope="control",
+                    state="ended",
+                    created_at=now,
+                    node_id="default",
+                )
+            )
+            await events.append(
+                conn, Event("session.created", tenant_id, machine_id=machine_ids[0])
+            )
+
+        await migrate(engine, schema=database.schema)
+        async with engine.connect() as conn:
+            found = (
+                await conn.execute(
+                    select(clients_table.c.name, machine_placements.c.machine_id)
+                    .join(machine_placements, machine_placements.c.client_id == clients_table.c.id)
+                    .where(clients_table.c.tenant_id == tenant_id)
+                )
+            ).all()
+            listed = await machines.list_for_tenant(conn, tenant_id)
+        assert sorted((name, m) for name, m in found) == sorted(
+            [("acme", machine_ids[0]), ("acme", machine_ids[1]), ("globex", machine_ids[2])]
+        )
+        by_id = {m.id: m for m in listed}
+        assert by_id[machine_ids[0]].client_id == by_id[machine_ids[1]].client_id is not None
+        assert by_id[machine_ids[3]].client_id is None
+        assert by_id[machine_ids[3]].tags == ()
+
+        async with engine.begin() as conn:
+            await conn.run_sync(_migrate_to, "0004", database.schema, True)
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(_inspect_tables)
+            columns = await conn.run_sync(
+                lambda sync: {c["name"] for c in inspect(sync).get_columns("machines")}
+            )
+            kept = [
+                (await conn.execute(select(func.count()).select_from(table))).scalar()
+                for table in (sessions_table, session_events)
+            ]
+        assert not tables & {"clients", "sites", "machine_placements"}
+        assert not columns & {"notes", "tags"}
+        assert kept == [1, 1]
+
+        await migrate(engine, schema=database.schema)  # and up again
+    finally:
+        await engine.dispose()

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from guruconnect.server.api import (
     agent_keys,
     auth,
+    clients,
     console,
     events,
     health,
@@ -150,6 +151,7 @@ def create_app(settings: Settings, *, instance_lock: InstanceLock | None = None)
     app.include_router(agent_keys.router)
     app.include_router(support_codes.router)
     app.include_router(machines.router)
+    app.include_router(clients.router)
     app.include_router(sessions.router)
     app.include_router(events.router)
     app.include_router(console.router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import HTTPException, status
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -24,11 +25,29 @@ async def reachable_machine(
     return machine
 
 
-async def visible_machines(conn: AsyncConnection, principal: Principal) -> list[Machine]:
+async def visible_machines(
+    conn: AsyncConnection,
+    principal: Principal,
+    *,
+    client_id: uuid.UUID | None = None,
+    site_id: uuid.UUID | None = None,
+    include_ended: bool = True,
+) -> list[Machine]:
+    """The machines this user reaches; the keyword arguments narrow the list (see
+    :func:`machines.list_for_tenant`)."""
     tenant_id = principal.user.tenant_id
+    narrow: dict[str, Any] = {
+        "client_id": client_id,
+        "site_id": site_id,
+        "include_ended": include_ended,
+    }
     if principal.is_admin:
-        return await machines.list_for_tenant(conn, tenant_id)
+        return await machines.list_for_tenant(conn, tenant_id, **narrow)
     access = await users.client_access_of(conn, principal.user.id)
     return await machines.list_for_tenant(
-        conn, tenant_id, only=set(access.machine_ids), client_names=set(access.client_names)
+        conn,
+        tenant_id,
+        only=set(access.machine_ids),
+        client_names=set(access.client_names),
+        **narrow,
     )

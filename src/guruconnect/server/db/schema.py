@@ -98,6 +98,30 @@ user_permissions = Table(
     UniqueConstraint("user_id", "permission"),
 )
 
+#: A customer of the MSP: machines are grouped by client, then by site. A machine's
+#: ``client_name`` mirrors its client's name (client access is granted by that name).
+clients = Table(
+    "clients",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    _tenant_fk(),
+    Column("name", String(255), nullable=False),
+    _created(),
+    UniqueConstraint("tenant_id", "name"),
+)
+
+#: A place within a client (an office, a branch).
+sites = Table(
+    "sites",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    _tenant_fk(),
+    Column("client_id", Uuid(), ForeignKey("clients.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    _created(),
+    UniqueConstraint("client_id", "name"),
+)
+
 machines = Table(
     "machines",
     metadata,
@@ -118,8 +142,33 @@ machines = Table(
     Column("last_seen_at", UTCDateTime()),
     _created(),
     Column("deleted_at", UTCDateTime()),
+    Column("notes", Text()),
+    #: A JSON list of short labels.
+    Column("tags", JSON(), nullable=False, server_default="[]"),
     CheckConstraint("consent_policy IN ('ask', 'unattended')", name="consent_policy"),
     Index(None, "tenant_id", "client_name"),
+)
+
+#: Which client (and site) a machine is filed under; no row: none. A table of its own
+#: rather than columns of ``machines``: SQLite can add a foreign-key column only without
+#: a reflectable constraint, and rebuilding ``machines`` with foreign keys on would
+#: cascade into its sessions. Deleting a client ungroups its machines; a site, unsites them.
+machine_placements = Table(
+    "machine_placements",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    _tenant_fk(),
+    Column(
+        "machine_id",
+        Uuid(),
+        ForeignKey("machines.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    Column("client_id", Uuid(), ForeignKey("clients.id", ondelete="CASCADE"), nullable=False),
+    Column("site_id", Uuid(), ForeignKey("sites.id", ondelete="SET NULL")),
+    Index(None, "client_id"),
+    Index(None, "site_id"),
 )
 
 user_client_access = Table(

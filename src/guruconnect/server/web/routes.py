@@ -58,6 +58,11 @@ for _path in DASHBOARD_PATHS:
     router.add_api_route(_path, dashboard, methods=["GET"])
 
 
+@router.get("/machines/{machine_id}")
+async def machine_page(machine_id: uuid.UUID) -> FileResponse:
+    return _page("index.html")
+
+
 @router.get("/viewer/{session_id}")
 async def viewer(session_id: uuid.UUID) -> FileResponse:
     return _page("viewer.html")

@@ -5,6 +5,7 @@ import { h, replace } from "./dom.js";
 import * as agentKeys from "./pages/agent-keys.js";
 import * as audit from "./pages/audit.js";
 import * as login from "./pages/login.js";
+import * as machine from "./pages/machine.js";
 import * as machines from "./pages/machines.js";
 import * as sessions from "./pages/sessions.js";
 import * as supportCodes from "./pages/support-codes.js";
@@ -16,12 +17,15 @@ import * as users from "./pages/users.js";
  *   permissions: string[]}} Me
  * @typedef {{render: (main: HTMLElement, context: {me: Me, navigate: typeof navigate}) =>
  *   Promise<(() => void) | void | null | undefined>}} Page
- * @typedef {{path: string, title: string, page: Page, allowed: (me: Me) => boolean}} View
+ * @typedef {{path: string, title: string, page: Page, allowed: (me: Me) => boolean,
+ *   prefix?: boolean, nav?: string}} View
  */
 
 /** @type {View[]} */
 const VIEWS = [
   { path: "/machines", title: "Machines", page: machines, allowed: (me) => can(me, "sessions.view") },
+  // One machine (/machines/<id>): not in the navigation; its tab is Machines.
+  { path: "/machines/", prefix: true, nav: "/machines", title: "Machine", page: machine, allowed: (me) => can(me, "sessions.view") },
   { path: "/sessions", title: "Sessions", page: sessions, allowed: (me) => can(me, "sessions.view") },
   { path: "/support-codes", title: "Support codes", page: supportCodes, allowed: (me) => can(me, "support_codes.create") },
   { path: "/agent-keys", title: "Agent keys", page: agentKeys, allowed: (me) => can(me, "agent_keys.manage") },
@@ -75,7 +79,7 @@ export function navigate(path, { replace: replaceState = false } = {}) {
 function renderNav(me, current) {
   replace(
     nav,
-    VIEWS.filter((v) => v.allowed(me)).map((v) =>
+    VIEWS.filter((v) => v.allowed(me) && !v.prefix).map((v) =>
       h(
         "a",
         {
@@ -120,13 +124,13 @@ async function show() {
   }
   const user = me;
   const allowed = VIEWS.filter((v) => v.allowed(user));
-  const view = allowed.find((v) => v.path === path);
+  const view = allowed.find((v) => v.path === path || (v.prefix && path.startsWith(v.path)));
   if (!view) {
     navigate(allowed.length ? allowed[0].path : "/login", { replace: true });
     return;
   }
   topbar.hidden = false;
-  renderNav(user, path);
+  renderNav(user, view.nav || path);
   document.title = `${view.title} · GuruConnect`;
   replace(main, h("h1", {}, view.title));
   if (focusMain) {
