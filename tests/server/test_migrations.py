@@ -49,6 +49,7 @@ TABLES = {
     "auth_tokens",
     "update_policies",
     "viewer_tickets",
+    "mfa_recovery_codes",
 }
 
 

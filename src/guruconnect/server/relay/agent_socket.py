@@ -9,6 +9,7 @@ Nothing in the URL is a credential: a query string is refused outright.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from guruconnect.protocol.close_codes import CloseCode
 from guruconnect.protocol.errors import ProtocolError
 from guruconnect.protocol.planes import VIDEO_TYPES, Plane, inbound_type
 from guruconnect.releases.manifest import ARCHES, PLATFORMS
+from guruconnect.server.audit_types import AuditType
 from guruconnect.server.auth import secrets_format
 from guruconnect.server.auth.secrets_format import CredentialKind
 from guruconnect.server.db import agent_keys, machines, sessions, support_codes, users
@@ -267,16 +269,19 @@ async def agent_endpoint(ws: WebSocket) -> None:
         # Revoked between the check above and registering here: the revocation's sweep
         # of the hub may have run before this socket was in it.
         agent.peer.close(CloseCode.REVOKED, "agent key revoked")
-    await state.audit.record(
-        Event(
-            "agent.connected",
-            tenant_id=machine.tenant_id,
-            machine_id=machine.id,
-            actor=seed.key_prefix or "support_code",
-            source_address=source,
-            detail={"agent_version": hello.agent_version, "hostname": hello.hostname},
-        )
+    connected = Event(
+        AuditType.AGENT_CONNECTED,
+        tenant_id=machine.tenant_id,
+        machine_id=machine.id,
+        actor=seed.key_prefix or "support_code",
+        source_address=source,
+        detail={"agent_version": hello.agent_version, "hostname": hello.hostname},
     )
+    # A key sent in the upgrade header comes without the hello's version and hostname: they
+    # arrive in the first AgentStatus, and the row waits for it (issue 16).
+    pending_connected: list[Event] = [] if hello.agent_version or hello.hostname else [connected]
+    if not pending_connected:
+        await state.audit.record(connected)
     if seed.session is not None:
         await hub.start_session(seed.session, technician=seed.technician, consent_required=True)
 
@@ -290,6 +295,17 @@ async def agent_endpoint(ws: WebSocket) -> None:
                 await hub.pace(agent)
             else:
                 await _control(state, agent, kind, data)
+                if pending_connected and kind == "agent_status":
+                    status = decode(data).agent_status
+                    hub.audit_later(
+                        dataclasses.replace(
+                            pending_connected.pop(),
+                            detail={
+                                "agent_version": status.agent_version[:64],
+                                "hostname": status.hostname[:255],
+                            },
+                        )
+                    )
         except ProtocolError as exc:
             agent.peer.close(exc.close_code, str(exc))
             hub.audit_later(
@@ -305,6 +321,17 @@ async def agent_endpoint(ws: WebSocket) -> None:
     try:
         await agent.peer.run(handle, heartbeat_interval=settings.heartbeat_interval_seconds)
     finally:
+        if pending_connected:  # gone before any status: what the machine row knows
+            await hub.audit(
+                dataclasses.replace(
+                    pending_connected.pop(),
+                    detail={
+                        "agent_version": machine.agent_version or "",
+                        "hostname": machine.hostname or "",
+                        "status": "none",
+                    },
+                )
+            )
         await _disconnected(state, agent)
 
 
@@ -372,6 +399,9 @@ async def _control(state: AppState, agent: AgentPeer, kind: str, data: bytes) ->
         clip = decode(data).clipboard
         if len(clip.text) <= state.settings.clipboard_max_chars:
             hub.to_viewers(agent, encode(ClipboardText(text=clip.text)), control_only=True)
+            live = hub.live_session_for_machine(agent.machine_id)
+            if live is not None and live.active:  # audited like chat (issue 16)
+                hub.audit_transfer(live, AuditType.CLIPBOARD_SENT, clip.text, agent=agent)
     elif kind == "heartbeat":
         beat = decode(data).heartbeat
         if not beat.reply:
