@@ -54,6 +54,8 @@ class AuditType(StrEnum):
     SUPPORT_CODE_CREATED = "support_code.created"
     SUPPORT_CODE_REDEEMED = "support_code.redeemed"
     RELEASE_PUBLISHED = "release.published"
+    UPDATE_POLICY_SET = "update_policy.set"
+    UPDATE_POLICY_DELETED = "update_policy.deleted"
     # -- sessions ----------------------------------------------------------------------------
     SESSION_CREATED = "session.created"
     SESSION_ENDED = "session.ended"
@@ -78,6 +80,7 @@ class AuditType(StrEnum):
     LIMIT_CHAT_THROTTLED = "limit.chat_throttled"
     LIMIT_CHAT_TOO_LONG = "limit.chat_too_long"
     REQUEST_INVALID = "request.invalid"
+    REQUEST_HOST_REFUSED = "request.host_refused"
     AUDIT_EXPORTED = "audit.exported"
 
 
@@ -122,6 +125,8 @@ LABELS: dict[AuditType, str] = {
     AuditType.SUPPORT_CODE_CREATED: "Support code created",
     AuditType.SUPPORT_CODE_REDEEMED: "Support code redeemed",
     AuditType.RELEASE_PUBLISHED: "Agent release published",
+    AuditType.UPDATE_POLICY_SET: "Update policy set",
+    AuditType.UPDATE_POLICY_DELETED: "Update policy removed",
     AuditType.SESSION_CREATED: "Session started",
     AuditType.SESSION_ENDED: "Session ended",
     AuditType.CONSENT_REQUESTED: "Consent asked",
@@ -144,6 +149,7 @@ LABELS: dict[AuditType, str] = {
     AuditType.LIMIT_CHAT_THROTTLED: "Chat throttled",
     AuditType.LIMIT_CHAT_TOO_LONG: "Chat message too long",
     AuditType.REQUEST_INVALID: "Invalid request",
+    AuditType.REQUEST_HOST_REFUSED: "Request refused: unknown Host name",
     AuditType.AUDIT_EXPORTED: "Audit log exported",
 }
 

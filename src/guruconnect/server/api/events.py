@@ -192,7 +192,9 @@ async def export_events(
 
     async def body() -> AsyncIterator[str]:
         if format is ExportFormat.CSV:
-            yield csv_line({c: c for c in COLUMNS})
+            header = io.StringIO()
+            csv.writer(header, lineterminator="\r\n").writerow(COLUMNS)
+            yield header.getvalue()
         before: uuid.UUID | None = None
         sent = 0
         while sent < max_rows:
