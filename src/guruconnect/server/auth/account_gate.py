@@ -23,6 +23,7 @@ _ALWAYS = frozenset(
         ("POST", "/api/auth/logout"),
         ("POST", "/api/auth/password"),
         ("GET", "/api/auth/account"),
+        ("GET", "/api/auth/policy"),
     }
 )
 _ENROLMENT = frozenset({("POST", "/api/auth/mfa/setup"), ("POST", "/api/auth/mfa/enable")})

@@ -36,6 +36,7 @@ DASHBOARD_PATHS = (
     "/users",
     "/updates",
     "/audit",
+    "/account",
 )
 
 router = APIRouter(include_in_schema=False)

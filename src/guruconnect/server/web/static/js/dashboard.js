@@ -1,6 +1,7 @@
 // The dashboard shell: who is logged in, the navigation, and which view the path shows.
 import { can, logOut, setUnauthorizedHandler, whoAmI } from "./api.js";
 import { h, replace } from "./dom.js";
+import * as account from "./pages/account.js";
 import * as agentKeys from "./pages/agent-keys.js";
 import * as audit from "./pages/audit.js";
 import * as login from "./pages/login.js";
@@ -18,6 +19,7 @@ const VIEWS = [
   { path: "/users", title: "Users", page: users, allowed: (me) => me.role === "admin" },
   { path: "/updates", title: "Updates", page: updates, allowed: (me) => me.role === "admin" },
   { path: "/audit", title: "Audit log", page: audit, allowed: (me) => can(me, "audit.read") },
+  { path: "/account", title: "Account", page: account, allowed: () => true },
 ];
 
 const main = document.getElementById("main");
@@ -89,6 +91,11 @@ async function show() {
   if (!me) me = await whoAmI();
   if (!me) {
     navigate(`/login?next=${encodeURIComponent(path)}`, { replace: true });
+    return;
+  }
+  // A reset password or a required second factor: nothing else until it is done.
+  if ((me.must_change_password || me.mfa_enrolment_required) && path !== "/account") {
+    navigate("/account", { replace: true });
     return;
   }
   const allowed = VIEWS.filter((v) => v.allowed(me));
