@@ -146,6 +146,9 @@ def test_audit_page_vocabulary_details_and_export(web: Browsing, web_server: Liv
 
     page.fill("#audit-type", "auth.login")
     page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#audit-list tbody tr:not([data-event-type='auth.login'])")).to_have_count(
+        0
+    )
     row = page.locator("#audit-list tbody tr").first
     expect(row.locator("td[data-label='What']")).to_have_text("Logged in")
     detail = row.locator("td[data-label='Detail']")

@@ -99,6 +99,8 @@ export async function render(main, { me }) {
   let cursors = [null];
   /** @type {string | null} */
   let nextBefore = null;
+  // Only the newest request draws: an older answer arriving late must not replace it.
+  let latest = 0;
 
   /** The filters as query parameters (null: the session id is malformed). */
   function filters() {
@@ -129,13 +131,16 @@ export async function render(main, { me }) {
     query.set("limit", String(PAGE_SIZE));
     const before = cursors[cursors.length - 1];
     if (before) query.set("before", before);
+    const mine = ++latest;
     try {
       /** @type {{ events: AuditEvent[], next_before: string | null }} */
       const page = await api("GET", `/api/events?${query}`);
+      if (mine !== latest) return;
       status.hidden = true;
       nextBefore = page.next_before;
       draw(page.events);
     } catch (error) {
+      if (mine !== latest) return;
       status.textContent = `Cannot load the audit log: ${error instanceof Error ? error.message : error}`;
       status.hidden = false;
     }
