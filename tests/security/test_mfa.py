@@ -8,15 +8,57 @@ completes one login only.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pyotp
 import pytest
 
 from guruconnect.server.auth import mfa
 from guruconnect.server.auth.errors import InvalidToken
-from tests.conftest import PASSWORD, LiveServer
+from tests.conftest import (
+    PASSWORD,
+    POSTGRES_URL,
+    Database,
+    LiveServer,
+    make_settings,
+    postgres_problem,
+    require_service,
+    run_sql,
+)
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """One server per backend for the module (each test uses users of its own)."""
+    if request.param == "sqlite":
+        path = Path(tmp_path_factory.mktemp("mfa")) / "guruconnect.db"
+        database = Database("sqlite", f"sqlite+aiosqlite:///{path}")
+    else:
+        require_service("PostgreSQL", postgres_problem())
+        database = Database("postgres", POSTGRES_URL, f"t_{uuid.uuid4().hex[:16]}")
+    live = LiveServer(make_settings(database), database).start()
+    yield live
+    live.stop()
+    if database.schema:
+        run_sql(POSTGRES_URL, f'DROP SCHEMA IF EXISTS "{database.schema}" CASCADE')
+
+
+def user(server: LiveServer, **kw: Any) -> str:
+    name = f"u{uuid.uuid4().hex[:10]}"
+    server.create_user(name, **kw)
+    return name
+
+
+def rows(server: LiveServer, event_type: str, actor: str) -> list[Any]:
+    return [e for e in server.events(event_type) if e.actor == actor]
 
 
 @dataclass
@@ -72,11 +114,11 @@ def second_step(server: LiveServer, challenge: str, code: str) -> tuple[int, dic
 
 
 def test_password_alone_yields_no_usable_token(server: LiveServer) -> None:
-    server.create_user("alice")
-    first = server.login("alice")
+    alice = user(server)
+    first = server.login(alice)
     enrolled = enrol(server, first)
 
-    challenge = password_step(server, "alice")
+    challenge = password_step(server, alice)
     # The challenge is not an access token: as a Bearer header, as the session cookie.
     for path in ("/api/auth/me", "/api/machines", "/api/sessions", "/api/auth/account"):
         assert server.client(token=challenge).get(path).status_code == 401, path
@@ -85,7 +127,7 @@ def test_password_alone_yields_no_usable_token(server: LiveServer) -> None:
     assert cookie.get("/api/auth/me").status_code == 401
     # The browser's password step sets no cookie and gives no CSRF token either.
     browser = server.client()
-    answer = browser.post("/api/auth/session", json={"username": "alice", "password": PASSWORD})
+    answer = browser.post("/api/auth/session", json={"username": alice, "password": PASSWORD})
     assert answer.status_code == 200
     assert answer.json()["csrf_token"] is None
     assert answer.json()["mfa_required"] is True
@@ -100,32 +142,31 @@ def test_password_alone_yields_no_usable_token(server: LiveServer) -> None:
     token = body["access_token"]
     assert isinstance(token, str)
     assert server.client(token=token).get("/api/auth/me").status_code == 200
-    challenged = server.events("auth.mfa_challenged")
+    challenged = rows(server, "auth.mfa_challenged", alice)
     assert len(challenged) == 2  # the API's and the browser's password steps
-    assert all(e.actor == "alice" for e in challenged)
-    assert server.events("auth.login")[-1].detail["mfa"] == "totp"
+    assert rows(server, "auth.login", alice)[-1].detail["mfa"] == "totp"
 
 
 def test_a_totp_code_is_accepted_once(server: LiveServer) -> None:
-    server.create_user("alice")
-    enrolled = enrol(server, server.login("alice"))
+    alice = user(server)
+    enrolled = enrol(server, server.login(alice))
     # The code that confirmed the enrolment is spent already.
-    status, _ = second_step(server, password_step(server, "alice"), enrolled.code(enrolled.step))
+    status, _ = second_step(server, password_step(server, alice), enrolled.code(enrolled.step))
     assert status == 401
     code = enrolled.code(enrolled.step + 1)
-    status, _ = second_step(server, password_step(server, "alice"), code)
+    status, _ = second_step(server, password_step(server, alice), code)
     assert status == 200
     # Replayed in its window, with a fresh challenge: refused, and audited as a replay.
-    status, body = second_step(server, password_step(server, "alice"), code)
+    status, body = second_step(server, password_step(server, alice), code)
     assert status == 401, body
-    reasons = [e.detail["reason"] for e in server.events("auth.mfa_failed")]
+    reasons = [e.detail["reason"] for e in rows(server, "auth.mfa_failed", alice)]
     assert reasons.count("replayed_code") == 2
 
 
 def test_guessing_the_code_is_limited_and_audited(server: LiveServer) -> None:
-    server.create_user("alice")
-    enrolled = enrol(server, server.login("alice"))
-    challenge = password_step(server, "alice")
+    alice = user(server)
+    enrolled = enrol(server, server.login(alice))
+    challenge = password_step(server, alice)
     wrong = enrolled.wrong_code()
     for _ in range(5):
         status, _ = second_step(server, challenge, wrong)
@@ -134,41 +175,41 @@ def test_guessing_the_code_is_limited_and_audited(server: LiveServer) -> None:
     response = server.client().post(
         "/api/auth/login/mfa",
         json={
-            "mfa_token": password_step(server, "alice"),
+            "mfa_token": password_step(server, alice),
             "code": enrolled.code(enrolled.step + 1),
         },
     )
     assert response.status_code == 429
     assert int(response.headers["retry-after"]) >= 1
-    assert len(server.events("auth.mfa_failed")) == 5
-    [limited] = server.events("auth.mfa_rate_limited")
+    assert len(rows(server, "auth.mfa_failed", alice)) == 5
+    [limited] = rows(server, "auth.mfa_rate_limited", alice)
     assert limited.detail["phase"] == "login"
-    assert limited.actor == "alice"
+    assert limited.actor == alice
 
 
 def test_a_recovery_code_works_once(server: LiveServer) -> None:
-    server.create_user("alice")
-    enrolled = enrol(server, server.login("alice"))
+    alice = user(server)
+    enrolled = enrol(server, server.login(alice))
     code = enrolled.recovery_codes[0]
-    status, body = second_step(server, password_step(server, "alice"), code.upper())
+    status, body = second_step(server, password_step(server, alice), code.upper())
     assert status == 200, body
-    status, _ = second_step(server, password_step(server, "alice"), code)
+    status, _ = second_step(server, password_step(server, alice), code)
     assert status == 401
-    [used] = server.events("auth.mfa_recovery_code_used")
+    [used] = rows(server, "auth.mfa_recovery_code_used", alice)
     assert used.detail["codes_left"] == mfa.RECOVERY_CODES - 1
-    assert server.events("auth.mfa_failed")[-1].detail["method"] == "recovery_code"
+    assert rows(server, "auth.mfa_failed", alice)[-1].detail["method"] == "recovery_code"
 
 
 def test_a_challenge_completes_one_login_and_dies_with_the_password(server: LiveServer) -> None:
-    server.create_user("alice")
-    enrolled = enrol(server, server.login("alice"))
-    challenge = password_step(server, "alice")
+    alice = user(server)
+    enrolled = enrol(server, server.login(alice))
+    challenge = password_step(server, alice)
     assert second_step(server, challenge, enrolled.code(enrolled.step + 1))[0] == 200
     # The same challenge again, even with a valid code: refused.
     assert second_step(server, challenge, enrolled.recovery_codes[0])[0] == 401
 
-    pending = password_step(server, "alice")
-    token = second_step(server, password_step(server, "alice"), enrolled.recovery_codes[1])[1]
+    pending = password_step(server, alice)
+    token = second_step(server, password_step(server, alice), enrolled.recovery_codes[1])[1]
     changed = server.client(token=str(token["access_token"])).post(
         "/api/auth/password",
         json={"current_password": PASSWORD, "new_password": "another long password"},
@@ -178,13 +219,15 @@ def test_a_challenge_completes_one_login_and_dies_with_the_password(server: Live
 
 
 def test_tenant_policy_requires_mfa_before_anything_else(server: LiveServer) -> None:
-    server.create_user("root", is_admin=True)
-    server.create_user("tech")
-    tech = server.client(token=server.login("tech"))
-    assert tech.put("/api/auth/policy", json={"mfa_required": True}).status_code == 403
-    root = server.client(token=server.login("root"))
-    assert root.put("/api/auth/policy", json={"mfa_required": True}).status_code == 200
-    login = server.client().post("/api/auth/login", json={"username": "tech", "password": PASSWORD})
+    # A tenant of its own: the policy must not reach the other tests' users.
+    tenant = f"t{uuid.uuid4().hex[:10]}"
+    server.create_tenant(tenant)
+    root, tech = user(server, is_admin=True, tenant=tenant), user(server, tenant=tenant)
+    as_tech = server.client(token=server.login(tech))
+    assert as_tech.put("/api/auth/policy", json={"mfa_required": True}).status_code == 403
+    as_root = server.client(token=server.login(root))
+    assert as_root.put("/api/auth/policy", json={"mfa_required": True}).status_code == 200
+    login = server.client().post("/api/auth/login", json={"username": tech, "password": PASSWORD})
     assert login.json()["mfa_enrolment_required"] is True
     limited = server.client(token=login.json()["access_token"])
     refused = limited.get("/api/machines")
