@@ -182,3 +182,31 @@ def test_content_detail_describes_without_the_text_by_default(text: str) -> None
     detail = content_detail(text)
     assert detail["length"] == len(text)
     assert len(detail["sha256"]) == 64
+
+
+def test_a_flood_of_transfers_is_written_in_batches_and_bounded(server: LiveServer) -> None:
+    tenant = tenant_of(server)
+
+    async def go() -> None:
+        engine = create_engine(server.settings.database_url, schema=server.settings.database_schema)
+        audit = AuditLog(engine, max_queued=450)
+        try:
+            starts = [
+                audit.queue(
+                    Event(AuditType.CHAT_MESSAGE, tenant_id=tenant, detail=content_detail(str(n)))
+                )
+                for n in range(500)
+            ]
+            assert starts.count(True) == 1  # one drain for the whole burst
+            await audit.drain()
+            assert audit.queue(Event(AuditType.CLIPBOARD_SENT, tenant_id=tenant))
+            await audit.drain()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+    assert len(server.events("chat.message")) == 450
+    [dropped] = server.events("limit.audit_dropped")
+    assert dropped.detail == {"dropped": 50}
+    assert dropped.tenant_id == tenant
+    assert len(server.events("clipboard.sent")) == 1

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import uuid
 from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from guruconnect.server.audit_types import AuditType
 from guruconnect.server.db import accounts, events
 from guruconnect.server.db.events import Event
 
@@ -37,26 +39,77 @@ def content_detail(text: str) -> dict[str, Any]:
     }
 
 
+#: High-volume events (chat, clipboard) waiting for a batched write, at most; beyond it
+#: they are counted and the count is audited instead (a flood must not flood the database).
+MAX_QUEUED = 10_000
+#: Events per transaction when draining the queue (other writers get the database between).
+BATCH = 200
+
+
 class AuditLog:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, max_queued: int = MAX_QUEUED) -> None:
         self._engine = engine
+        self._max_queued = max_queued
+        self._queued: list[Event] = []
+        self._dropped: dict[uuid.UUID | None, int] = {}
+        self._draining = False
 
     async def record(self, event: Event) -> None:
+        await self.record_many([event])
+
+    async def record_many(self, batch: list[Event]) -> None:
+        """Write events in one transaction of their own."""
+        keep: dict[uuid.UUID, bool] = {}
+        written = []
         async with self._engine.begin() as conn:
-            if CONTENT_KEY in event.detail:
-                keep = event.tenant_id is not None and (
-                    (await accounts.policy(conn, event.tenant_id)).audit_keep_content
-                )
-                if not keep:
-                    detail = {k: v for k, v in event.detail.items() if k != CONTENT_KEY}
-                    event = dataclasses.replace(event, detail=detail)
-            await events.append(conn, event)
-        log.info(
-            "audit",
-            event_type=str(event.event_type),
-            tenant_id=str(event.tenant_id) if event.tenant_id else None,
-            user_id=str(event.user_id) if event.user_id else None,
-            actor=event.actor,
-            source_address=event.source_address,
-            **{f"detail_{k}": v for k, v in event.detail.items() if k != CONTENT_KEY},
-        )
+            for event in batch:
+                if CONTENT_KEY in event.detail:
+                    tenant = event.tenant_id
+                    if tenant is not None and tenant not in keep:
+                        keep[tenant] = (await accounts.policy(conn, tenant)).audit_keep_content
+                    if tenant is None or not keep[tenant]:
+                        detail = {k: v for k, v in event.detail.items() if k != CONTENT_KEY}
+                        event = dataclasses.replace(event, detail=detail)
+                await events.append(conn, event)
+                written.append(event)
+        for event in written:
+            log.info(
+                "audit",
+                event_type=str(event.event_type),
+                tenant_id=str(event.tenant_id) if event.tenant_id else None,
+                user_id=str(event.user_id) if event.user_id else None,
+                actor=event.actor,
+                source_address=event.source_address,
+                **{f"detail_{k}": v for k, v in event.detail.items() if k != CONTENT_KEY},
+            )
+
+    # -- batched writes for high-volume events ---------------------------------------------
+
+    def queue(self, event: Event) -> bool:
+        """Queue an event for a batched write, without waiting. True: no drain is running,
+        the caller must start :meth:`drain` (as a task of its own)."""
+        if len(self._queued) < self._max_queued:
+            self._queued.append(event)
+        else:
+            self._dropped[event.tenant_id] = self._dropped.get(event.tenant_id, 0) + 1
+        if self._draining:
+            return False
+        self._draining = True
+        return True
+
+    async def drain(self) -> None:
+        """Write what is queued, :data:`BATCH` events per transaction, until none is left."""
+        try:
+            while self._queued or self._dropped:
+                batch, self._queued = self._queued[:BATCH], self._queued[BATCH:]
+                dropped, self._dropped = self._dropped, {}
+                batch += [
+                    Event(AuditType.LIMIT_AUDIT_DROPPED, tenant_id=tenant, detail={"dropped": n})
+                    for tenant, n in dropped.items()
+                ]
+                try:
+                    await self.record_many(batch)
+                except Exception:
+                    log.exception("audit batch write failed", events=len(batch))
+        finally:
+            self._draining = False

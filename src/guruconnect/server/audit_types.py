@@ -79,6 +79,7 @@ class AuditType(StrEnum):
     LIMIT_VIEW_INPUT_DROPPED = "limit.view_input_dropped"
     LIMIT_CHAT_THROTTLED = "limit.chat_throttled"
     LIMIT_CHAT_TOO_LONG = "limit.chat_too_long"
+    LIMIT_AUDIT_DROPPED = "limit.audit_dropped"
     REQUEST_INVALID = "request.invalid"
     REQUEST_HOST_REFUSED = "request.host_refused"
     AUDIT_EXPORTED = "audit.exported"
@@ -148,6 +149,7 @@ LABELS: dict[AuditType, str] = {
     AuditType.LIMIT_VIEW_INPUT_DROPPED: "Input from a view-only viewer dropped",
     AuditType.LIMIT_CHAT_THROTTLED: "Chat throttled",
     AuditType.LIMIT_CHAT_TOO_LONG: "Chat message too long",
+    AuditType.LIMIT_AUDIT_DROPPED: "Chat or clipboard events not recorded (flood)",
     AuditType.REQUEST_INVALID: "Invalid request",
     AuditType.REQUEST_HOST_REFUSED: "Request refused: unknown Host name",
     AuditType.AUDIT_EXPORTED: "Audit log exported",

@@ -653,7 +653,9 @@ class Hub:
                 source_address=agent.peer.source if agent else None,
                 detail=detail,
             )
-        self.audit_later(event)
+        # Batched: a chat flood costs a few transactions, not one per line.
+        if self._audit.queue(event):
+            self._spawn(self._audit.drain(), "audit")
 
     # -- routing: viewer -> agent -------------------------------------------------------
 

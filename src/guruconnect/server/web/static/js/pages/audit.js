@@ -63,7 +63,9 @@ function details(detail) {
   return h(
     "dl",
     { class: "detail" },
-    entries.map(([key, value]) => [h("dt", {}, words(key)), h("dd", {}, readable(value))]),
+    // The spaces between terms keep the cell's text readable when copied (and equal to
+    // what is shown, whitespace aside).
+    entries.map(([key, value]) => [h("dt", {}, words(key)), " ", h("dd", {}, readable(value)), " "]),
   );
 }
 
