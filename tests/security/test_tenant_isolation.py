@@ -28,6 +28,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/api/users/{user_id}"): {"display_name": "taken over"},
     ("PUT", "/api/users/{user_id}/permissions"): {"permissions": []},
     ("PUT", "/api/users/{user_id}/client-access"): {"machine_ids": [], "client_names": []},
+    ("POST", "/api/users/{user_id}/reset-password"): {"password": "taken over, long enough"},
     ("PATCH", "/api/machines/{machine_id}"): {"name": "taken over"},
     ("POST", "/api/machines/{machine_id}/sessions"): {"scope": "control"},
     ("POST", "/api/sessions/{session_id}/viewer-token"): {"scope": "control"},

@@ -300,3 +300,57 @@ def test_openapi_document_is_served(server: LiveServer) -> None:
     assert {"/health", "/api/auth/login", "/api/auth/logout", "/api/users"} <= set(spec["paths"])
     # No interactive docs: they would load scripts from a CDN the CSP forbids.
     assert server.client().get("/docs").status_code == 404
+
+
+# -- your own password ------------------------------------------------------------------------
+
+NEW_PASSWORD = "a different long password"
+
+
+def test_password_change_needs_the_current_password(server: LiveServer) -> None:
+    server.create_user("alice")
+    http = server.client(token=server.login("alice"))
+    missing = http.post("/api/auth/password", json={"new_password": NEW_PASSWORD})
+    assert missing.status_code == 422
+    wrong = http.post(
+        "/api/auth/password",
+        json={"current_password": "not my password", "new_password": NEW_PASSWORD},
+    )
+    assert wrong.status_code == 403
+    assert wrong.json()["detail"] == "the current password is wrong"
+    [failed] = server.events("auth.password_change_failed")
+    assert failed.detail["reason"] == "bad_password"
+    short = http.post(
+        "/api/auth/password", json={"current_password": PASSWORD, "new_password": "short"}
+    )
+    assert short.status_code == 422
+    # Nothing changed: the old password still logs in, the new one does not.
+    server.login("alice")
+    refused = server.client().post(
+        "/api/auth/login", json={"username": "alice", "password": NEW_PASSWORD}
+    )
+    assert refused.status_code == 401
+
+
+def test_password_change_ends_the_other_sessions_only(server: LiveServer) -> None:
+    server.create_user("alice")
+    mine, other, browser = server.login("alice"), server.login("alice"), server.client()
+    assert (
+        browser.post(
+            "/api/auth/session", json={"username": "alice", "password": PASSWORD}
+        ).status_code
+        == 200
+    )
+    changed = server.client(token=mine).post(
+        "/api/auth/password", json={"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["revoked_sessions"] == 2
+    assert _status(server, mine) == 200
+    assert _status(server, other) == 401
+    assert browser.get(ME).status_code == 401
+    [event] = server.events("auth.password_changed")
+    assert event.detail["revoked"] == 2
+    server.login("alice", NEW_PASSWORD)
+    old = server.client().post("/api/auth/login", json={"username": "alice", "password": PASSWORD})
+    assert old.status_code == 401

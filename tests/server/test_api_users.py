@@ -758,3 +758,57 @@ def test_can_reach_machine_is_tenant_first_then_role_then_grants(database: Datab
     assert reachable("tech") == {"by-id", "by-client"}
     assert reachable("bare") == set()
     assert reachable("acme-admin") == {"acme-contoso", "acme-by-id"}
+
+
+# -- admin reset ------------------------------------------------------------------------------
+
+
+def test_admin_reset_forces_a_change_at_the_next_login(server: LiveServer) -> None:
+    server.create_user("root", is_admin=True)
+    alice = server.create_user("alice")
+    before = server.login("alice")
+    root = server.client(token=server.login("root"))
+    temporary = "temporary password 1"
+    reset = root.post(f"/api/users/{alice}/reset-password", json={"password": temporary})
+    assert reset.status_code == 204, reset.text
+    assert server.client(token=before).get("/api/auth/me").status_code == 401
+    [event] = server.events("user.password_reset")
+    assert event.detail["revoked"] == 1
+    assert event.actor == "root"
+
+    login = server.client().post(
+        "/api/auth/login", json={"username": "alice", "password": temporary}
+    )
+    assert login.status_code == 200
+    assert login.json()["must_change_password"] is True
+    limited = server.client(token=login.json()["access_token"])
+    assert limited.get("/api/auth/me").json()["must_change_password"] is True
+    for method, path in (
+        ("GET", "/api/machines"),
+        ("GET", "/api/sessions"),
+        ("POST", "/api/auth/mfa/setup"),
+    ):
+        refused = limited.request(method, path, json={"password": temporary})
+        assert refused.status_code == 403, path
+        assert "password change required" in refused.json()["detail"]
+    changed = limited.post(
+        "/api/auth/password",
+        json={"current_password": temporary, "new_password": "alice's own password"},
+    )
+    assert changed.status_code == 200, changed.text
+    assert limited.get("/api/machines").status_code == 200
+    assert limited.get("/api/auth/me").json()["must_change_password"] is False
+
+
+def test_only_an_admin_of_the_tenant_resets(server: LiveServer) -> None:
+    server.create_user("root", is_admin=True)
+    alice = server.create_user("alice")
+    server.create_tenant("other")
+    server.create_user("boss", is_admin=True, tenant="other")
+    body = {"password": "temporary password 1"}
+    tech = server.client(token=server.login("alice"))
+    assert tech.post(f"/api/users/{alice}/reset-password", json=body).status_code == 403
+    boss = server.client(token=server.login("boss"))
+    assert boss.post(f"/api/users/{alice}/reset-password", json=body).status_code == 404
+    assert boss.post(f"/api/users/{alice}/reset-mfa").status_code == 404
+    server.login("alice")  # unchanged

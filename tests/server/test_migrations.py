@@ -61,6 +61,7 @@ TABLES = {
     "update_policies",
     "viewer_tickets",
     "machine_placements",
+    "mfa_recovery_codes",
 }
 
 

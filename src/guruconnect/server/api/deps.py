@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from guruconnect.server.auth import browser_sessions, user_tokens
+from guruconnect.server.auth import account_gate, browser_sessions, user_tokens
 from guruconnect.server.auth.errors import InvalidToken
 from guruconnect.server.auth.permissions import Permission, Role, effective_permissions
-from guruconnect.server.db import auth_tokens, users
+from guruconnect.server.db import accounts, auth_tokens, users
 from guruconnect.server.db.events import Event
 from guruconnect.server.db.users import User
 from guruconnect.server.state import AppState, app_state
@@ -97,6 +97,9 @@ async def authenticated(
         if user is None:
             raise unauthorized("token revoked")
         granted = await users.permissions_of(conn, user.id)
+        account = await accounts.state(conn, user.tenant_id, user.id)
+    if why := account_gate.refusal(request.method, request.url.path, account):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=why)
     return Principal(user, claims, effective_permissions(user.role, granted), via_cookie)
 
 

@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.concurrency import run_in_threadpool
 
 from guruconnect.server.api.deps import Admin, Principal, State, source_address
+from guruconnect.server.audit_types import AuditType
 from guruconnect.server.auth.permissions import TECHNICIAN_DEFAULTS, Permission, Role
-from guruconnect.server.db import auth_tokens, users
+from guruconnect.server.db import accounts, auth_tokens, users
 from guruconnect.server.db.events import Event
 from guruconnect.server.db.users import (
     USERNAME_PATTERN,
@@ -166,7 +167,7 @@ async def create_user(
     except IntegrityError:  # the same name created at the same moment by someone else
         raise taken from None
     await state.audit.record(
-        _event("user.created", principal, request, user.id, role=user.role.value)
+        _event(AuditType.USER_CREATED, principal, request, user.id, role=user.role.value)
     )
     return out
 
@@ -215,7 +216,9 @@ async def update_user(
         ["password"] if password is not None else []
     )
     await state.audit.record(
-        _event("user.updated", principal, request, user_id, fields=fields, revoked=len(revoked))
+        _event(
+            AuditType.USER_UPDATED, principal, request, user_id, fields=fields, revoked=len(revoked)
+        )
     )
     return out
 
@@ -235,7 +238,7 @@ async def delete_user(
         revoked = await auth_tokens.revoke_user(conn, target.id, "user_deleted")
     state.hub.revoke_user(user_id, "user deleted")
     await state.audit.record(
-        _event("user.deleted", principal, request, user_id, revoked=len(revoked))
+        _event(AuditType.USER_DELETED, principal, request, user_id, revoked=len(revoked))
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -251,7 +254,7 @@ async def set_permissions(
     await state.hub.recheck_user(target.id)
     await state.audit.record(
         _event(
-            "user.permissions_set",
+            AuditType.USER_PERMISSIONS_SET,
             principal,
             request,
             user_id,
@@ -284,7 +287,7 @@ async def set_client_access(
     await state.hub.recheck_user(target.id)
     await state.audit.record(
         _event(
-            "user.client_access_set",
+            AuditType.USER_CLIENT_ACCESS_SET,
             principal,
             request,
             user_id,
@@ -293,3 +296,52 @@ async def set_client_access(
         )
     )
     return out
+
+
+class PasswordReset(BaseModel):
+    password: NewPassword
+
+
+@router.post(
+    "/{user_id}/reset-password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"description": NOT_FOUND}},
+)
+async def reset_password(
+    user_id: uuid.UUID, body: PasswordReset, principal: Admin, request: Request, state: State
+) -> Response:
+    """Set a temporary password: the user must change it at the next login (until then
+    their token works only for that), and every session of theirs ends now."""
+    password_hash = await run_in_threadpool(state.passwords.hash, body.password)
+    async with state.engine.begin() as conn:
+        target = await _target(conn, principal, user_id)
+        await accounts.set_password(
+            conn, target.tenant_id, target.id, password_hash, must_change=True
+        )
+        revoked = await auth_tokens.revoke_user(conn, target.id, "password_reset")
+    state.hub.revoke_user(target.id, "password reset by an admin")
+    await state.audit.record(
+        _event(AuditType.USER_PASSWORD_RESET, principal, request, target.id, revoked=len(revoked))
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{user_id}/reset-mfa",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"description": NOT_FOUND}},
+)
+async def reset_mfa(
+    user_id: uuid.UUID, principal: Admin, request: Request, state: State
+) -> Response:
+    """For a user who lost their device: turn their second factor off (if the tenant
+    requires one, they must set it up again at the next login)."""
+    async with state.engine.begin() as conn:
+        target = await _target(conn, principal, user_id)
+        await accounts.disable(conn, target.id)
+        revoked = await auth_tokens.revoke_user(conn, target.id, "mfa_reset")
+    state.hub.revoke_user(target.id, "two-factor login reset by an admin")
+    await state.audit.record(
+        _event(AuditType.USER_MFA_RESET, principal, request, target.id, revoked=len(revoked))
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -60,6 +60,8 @@ async def list_events(
     machine_id: uuid.UUID | None = None,
     session_id: uuid.UUID | None = None,
     before: uuid.UUID | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     limit: int = 100,
 ) -> list[StoredEvent]:
     """Newest first. ``before`` is the id of the last event of the previous page; order and
@@ -73,6 +75,10 @@ async def list_events(
     ):
         if value is not None:
             query = query.where(column == value)
+    if since is not None:
+        query = query.where(session_events.c.created_at >= since)
+    if until is not None:
+        query = query.where(session_events.c.created_at < until)
     if before is not None:
         anchor = (
             select(session_events.c.created_at)

@@ -58,6 +58,11 @@ tenants = Table(
     Column("name", String(100), nullable=False, unique=True),
     _created(),
     Column("deleted_at", UTCDateTime()),
+    # Policy: every user must log in with a second factor (TOTP).
+    Column("mfa_required", Boolean(), nullable=False, default=False, server_default=false()),
+    # Policy: the audit trail keeps the text of chat messages and clipboard transfers
+    # (otherwise only their length and SHA-256).
+    Column("audit_keep_content", Boolean(), nullable=False, default=False, server_default=false()),
 )
 
 users = Table(
@@ -75,6 +80,16 @@ users = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("last_login_at", UTCDateTime()),
     Column("deleted_at", UTCDateTime()),
+    # Set by an admin's password reset: only a password change is allowed until done.
+    Column(
+        "must_change_password", Boolean(), nullable=False, default=False, server_default=false()
+    ),
+    # TOTP: the confirmed secret (base32), one being enrolled, when it was confirmed, and
+    # the last time step accepted (a code is never accepted twice).
+    Column("mfa_secret", String(64)),
+    Column("mfa_pending_secret", String(64)),
+    Column("mfa_enabled_at", UTCDateTime()),
+    Column("mfa_last_step", BigInteger()),
     CheckConstraint("role IN ('admin', 'technician')", name="role"),
     Index(None, "tenant_id"),
 )
@@ -261,6 +276,19 @@ session_events = Table(
     Index(None, "session_id"),
     Index(None, "machine_id"),
     Index(None, "event_type", "created_at"),
+)
+
+#: Single-use MFA recovery codes: SHA-256 of the normalised code (random, high entropy).
+mfa_recovery_codes = Table(
+    "mfa_recovery_codes",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    _tenant_fk(),
+    Column("user_id", Uuid(), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    _created(),
+    Column("used_at", UTCDateTime()),
+    UniqueConstraint("user_id", "code_hash"),
 )
 
 #: Every access token issued. A row with ``revoked_at`` is the blacklist entry for its

@@ -9,6 +9,7 @@ Nothing in the URL is a credential: a query string is refused outright.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from guruconnect.protocol.errors import ProtocolError
 from guruconnect.protocol.planes import VIDEO_TYPES, Plane, inbound_type
 from guruconnect.releases.manifest import ARCHES, PLATFORMS
 from guruconnect.server import console_events
+from guruconnect.server.audit_types import AuditType
 from guruconnect.server.auth import secrets_format
 from guruconnect.server.auth.secrets_format import CredentialKind
 from guruconnect.server.db import agent_keys, machines, sessions, support_codes, users
@@ -136,15 +138,19 @@ async def _bind_key(
             os=hello.os,
             agent_version=hello.agent_version,
         )
-        await state.audit.record_in(conn, _connected_event(machine, row.prefix, hello, source))
-    return AgentPeerSeed(machine=machine, key_id=row.id, key_prefix=row.prefix, audited=True)
+        # Without the hello's version and hostname (a key in the upgrade header) the row
+        # waits for the agent's first status, outside this transaction.
+        audited = bool(hello.agent_version or hello.hostname)
+        if audited:
+            await state.audit.record_in(conn, _connected_event(machine, row.prefix, hello, source))
+    return AgentPeerSeed(machine=machine, key_id=row.id, key_prefix=row.prefix, audited=audited)
 
 
 def _connected_event(
     machine: machines.Machine, actor: str | None, hello: Hello, source: str
 ) -> Event:
     return Event(
-        "agent.connected",
+        AuditType.AGENT_CONNECTED,
         tenant_id=machine.tenant_id,
         machine_id=machine.id,
         actor=actor or "support_code",
@@ -301,8 +307,16 @@ async def agent_endpoint(ws: WebSocket) -> None:
         # Revoked between the check above and registering here: the revocation's sweep
         # of the hub may have run before this socket was in it.
         agent.peer.close(CloseCode.REVOKED, "agent key revoked")
+    # A key sent in the upgrade header comes without the hello's version and hostname: they
+    # arrive in the first AgentStatus, and the row waits for it (issue 16).
+    identified = bool(hello.agent_version or hello.hostname)
+    pending_connected: list[Event] = []
     if not seed.audited:
-        await state.audit.record(_connected_event(machine, seed.key_prefix, hello, source))
+        connected = _connected_event(machine, seed.key_prefix, hello, source)
+        if identified:
+            await state.audit.record(connected)
+        else:
+            pending_connected.append(connected)
     if seed.session is not None:
         await hub.start_session(seed.session, technician=seed.technician, consent_required=True)
 
@@ -316,6 +330,17 @@ async def agent_endpoint(ws: WebSocket) -> None:
                 await hub.pace(agent)
             else:
                 await _control(state, agent, kind, data)
+                if pending_connected and kind == "agent_status":
+                    status = decode(data).agent_status
+                    hub.audit_later(
+                        dataclasses.replace(
+                            pending_connected.pop(),
+                            detail={
+                                "agent_version": status.agent_version[:64],
+                                "hostname": status.hostname[:255],
+                            },
+                        )
+                    )
         except ProtocolError as exc:
             agent.peer.close(exc.close_code, str(exc))
             hub.audit_later(
@@ -331,6 +356,17 @@ async def agent_endpoint(ws: WebSocket) -> None:
     try:
         await agent.peer.run(handle, heartbeats=hub.heartbeats)
     finally:
+        if pending_connected:  # gone before any status: what the machine row knows
+            await hub.audit(
+                dataclasses.replace(
+                    pending_connected.pop(),
+                    detail={
+                        "agent_version": machine.agent_version or "",
+                        "hostname": machine.hostname or "",
+                        "status": "none",
+                    },
+                )
+            )
         await _disconnected(state, agent)
 
 
@@ -390,6 +426,9 @@ async def _control(state: AppState, agent: AgentPeer, kind: str, data: bytes) ->
         clip = decode(data).clipboard
         if len(clip.text) <= state.settings.clipboard_max_chars:
             hub.to_viewers(agent, encode(ClipboardText(text=clip.text)), control_only=True)
+            live = hub.live_session_for_machine(agent.machine_id)
+            if live is not None and live.active:  # audited like chat (issue 16)
+                hub.audit_transfer(live, AuditType.CLIPBOARD_SENT, clip.text, agent=agent)
     elif kind == "heartbeat":
         beat = decode(data).heartbeat
         if not beat.reply:

@@ -38,7 +38,8 @@ from guruconnect.protocol import (
 from guruconnect.protocol.close_codes import CloseCode
 from guruconnect.protocol.codecs import negotiate
 from guruconnect.protocol.planes import INPUT_TYPES
-from guruconnect.server.audit import AuditLog
+from guruconnect.server.audit import AuditLog, content_detail
+from guruconnect.server.audit_types import AuditType
 from guruconnect.server.auth.permissions import effective_permissions, for_scope
 from guruconnect.server.config import Settings
 from guruconnect.server.console_events import (
@@ -650,6 +651,37 @@ class Hub:
         )
         for viewer in live.viewers:
             viewer.peer.send(out)
+        self.audit_transfer(live, AuditType.CHAT_MESSAGE, message.text, agent=agent)
+
+    # -- audit of chat and clipboard (issue 16): length and SHA-256; the text itself only
+    # if the tenant's policy keeps it (decided by AuditLog in the background write) -------
+
+    def audit_transfer(
+        self,
+        live: LiveSession,
+        event_type: AuditType,
+        text: str,
+        *,
+        viewer: ViewerPeer | None = None,
+        agent: AgentPeer | None = None,
+    ) -> None:
+        """Audit a chat message or clipboard transfer without waiting on the database."""
+        detail = {"direction": "to_agent" if viewer else "from_agent", **content_detail(text)}
+        if viewer is not None:
+            event = self._viewer_event(viewer, event_type, live.machine_id, **detail)
+        else:
+            event = Event(
+                event_type,
+                tenant_id=live.tenant_id,
+                session_id=live.id,
+                machine_id=live.machine_id,
+                actor=(agent.user_name or agent.machine_name)[:255] if agent else None,
+                source_address=agent.peer.source if agent else None,
+                detail=detail,
+            )
+        # Batched: a chat flood costs a few transactions, not one per line.
+        if self._audit.queue(event):
+            self._spawn(self._audit.drain(), "audit")
 
     # -- routing: viewer -> agent -------------------------------------------------------
 
@@ -748,6 +780,7 @@ class Hub:
             agent.peer.send(out)
         for other in live.viewers:
             other.peer.send(out)
+        self.audit_transfer(live, AuditType.CHAT_MESSAGE, chat.text, viewer=viewer)
 
     def _clipboard_from_viewer(
         self, live: LiveSession, viewer: ViewerPeer, agent: AgentPeer | None, clip: ClipboardText
@@ -758,6 +791,7 @@ class Hub:
             viewer.peer.send(encode(Error(code=413, message="clipboard text too long")))
             return
         agent.peer.send(encode(ClipboardText(text=clip.text)))
+        self.audit_transfer(live, AuditType.CLIPBOARD_SENT, clip.text, viewer=viewer)
 
     async def _control_request(self, live: LiveSession, viewer: ViewerPeer, take: bool) -> None:
         if take:

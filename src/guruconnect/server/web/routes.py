@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from guruconnect.protocol.keys import browser_table
+from guruconnect.server import audit_types
 from guruconnect.server.web import join
 
 log = structlog.get_logger(__name__)
@@ -35,6 +36,7 @@ DASHBOARD_PATHS = (
     "/users",
     "/updates",
     "/audit",
+    "/account",
 )
 
 router = APIRouter(include_in_schema=False)
@@ -73,6 +75,13 @@ async def keys_json() -> JSONResponse:
     """``KeyboardEvent.code`` -> ``[scan code, extended]``: the agent's own table, so the
     viewer and the agent cannot disagree about a key."""
     return JSONResponse(browser_table(), headers={"cache-control": "no-cache"})
+
+
+@router.get("/web/audit-types.json")
+async def audit_types_json() -> JSONResponse:
+    """The audit event types and their labels: the server's own vocabulary (``AuditType``),
+    so the audit page suggests exactly the types rows carry."""
+    return JSONResponse(audit_types.browser_table(), headers={"cache-control": "no-cache"})
 
 
 def mount(app: FastAPI) -> None:

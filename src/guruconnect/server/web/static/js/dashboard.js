@@ -2,6 +2,7 @@
 // The dashboard shell: who is logged in, the navigation, and which view the path shows.
 import { can, logOut, setUnauthorizedHandler, whoAmI } from "./api.js";
 import { h, replace } from "./dom.js";
+import * as account from "./pages/account.js";
 import * as agentKeys from "./pages/agent-keys.js";
 import * as audit from "./pages/audit.js";
 import * as login from "./pages/login.js";
@@ -14,7 +15,7 @@ import * as users from "./pages/users.js";
 
 /**
  * @typedef {{id: string, username: string, display_name?: string | null, role: string,
- *   permissions: string[]}} Me
+ *   permissions: string[], must_change_password?: boolean, mfa_enrolment_required?: boolean}} Me
  * @typedef {{render: (main: HTMLElement, context: {me: Me, navigate: typeof navigate}) =>
  *   Promise<(() => void) | void | null | undefined>}} Page
  * @typedef {{path: string, title: string, page: Page, allowed: (me: Me) => boolean,
@@ -32,6 +33,7 @@ const VIEWS = [
   { path: "/users", title: "Users", page: users, allowed: (me) => me.role === "admin" },
   { path: "/updates", title: "Updates", page: updates, allowed: (me) => me.role === "admin" },
   { path: "/audit", title: "Audit log", page: audit, allowed: (me) => can(me, "audit.read") },
+  { path: "/account", title: "Account", page: account, allowed: () => true },
 ];
 
 /** @param {string} id */
@@ -123,6 +125,11 @@ async function show() {
     return;
   }
   const user = me;
+  // A reset password or a required second factor: nothing else until it is done.
+  if ((user.must_change_password || user.mfa_enrolment_required) && path !== "/account") {
+    navigate("/account", { replace: true });
+    return;
+  }
   const allowed = VIEWS.filter((v) => v.allowed(user));
   const view = allowed.find((v) => v.path === path || (v.prefix && path.startsWith(v.path)));
   if (!view) {

@@ -93,6 +93,34 @@ export async function render(main, { me }) {
     editor.scrollIntoView({ block: "nearest" });
   }
 
+  // -- admin password reset (issue 16): a temporary password the user must change -------
+  function resetPassword(user) {
+    const temporary = h("input", { id: "reset-password", type: "password", required: true, minlength: 12, autocomplete: "new-password" });
+    replace(
+      editor,
+      h(
+        "form",
+        {
+          class: "card form-stack",
+          id: "reset-form",
+          onsubmit: async (event) => {
+            event.preventDefault();
+            await act(`Temporary password set for ${user.username}; they must change it at their next login`, () =>
+              api("POST", `/api/users/${user.id}/reset-password`, { password: temporary.value }),
+            );
+            replace(editor);
+          },
+        },
+        h("h2", {}, `Reset the password of ${user.username}`),
+        h("p", { class: "muted" }, "Their sessions end now; at the next login they must choose a new password."),
+        h("label", { for: "reset-password" }, "Temporary password (12 or more characters)"),
+        temporary,
+        h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Set temporary password"), h("button", { type: "button", onclick: () => replace(editor) }, "Cancel")),
+      ),
+    );
+    temporary.focus();
+  }
+
   // -- list ---------------------------------------------------------------------------
   function draw(users) {
     replace(
@@ -136,6 +164,7 @@ export async function render(main, { me }) {
                       { type: "button", onclick: () => act(`${u.username} ${u.disabled ? "enabled" : "disabled"}`, () => api("PATCH", `/api/users/${u.id}`, { disabled: !u.disabled })) },
                       u.disabled ? "Enable" : "Disable",
                     ),
+                u.id === me.id ? null : h("button", { type: "button", class: "reset-password", "aria-label": `Reset the password of ${u.username}`, onclick: () => resetPassword(u) }, "Reset password…"),
                 confirmButton("Revoke tokens", "Log out everywhere?", () =>
                   act(`Tokens of ${u.username} revoked`, () => api("POST", `/api/auth/revoke-user/${u.id}`)),
                 ),
