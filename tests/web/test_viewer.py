@@ -6,6 +6,7 @@ and the states a technician must see (waiting for consent, denied, ended)."""
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from fractions import Fraction
@@ -51,15 +52,22 @@ def agent(web_server: LiveServer, loop_thread: LoopThread) -> Iterator[ScriptedA
 
 
 def canvas_pixels(web: Browsing) -> np.ndarray:
-    """The screen canvas as an RGBA array, read in the page."""
+    """The screen canvas as an RGBA array, read in the page (base64: a JSON array of
+    millions of numbers takes DevTools minutes on a loaded machine)."""
     data: dict[str, Any] = web.page.evaluate(
         """() => {
             const c = document.getElementById("screen");
             const d = c.getContext("2d").getImageData(0, 0, c.width, c.height);
-            return {w: c.width, h: c.height, px: Array.from(d.data)};
+            const bytes = new Uint8Array(d.data.buffer);
+            let text = "";
+            for (let i = 0; i < bytes.length; i += 0x8000) {
+                text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+            }
+            return {w: c.width, h: c.height, px: btoa(text)};
         }"""
     )
-    return np.array(data["px"], dtype=np.uint8).reshape(data["h"], data["w"], 4)
+    pixels = np.frombuffer(base64.b64decode(data["px"]), dtype=np.uint8)
+    return pixels.reshape(data["h"], data["w"], 4)
 
 
 def start_viewer(web: Browsing, machine_id: str, scope: str) -> str:
@@ -583,6 +591,8 @@ def test_viewer_fixes_on_a_wide_screen(web: Browsing, wide_agent: ScriptedAgent)
     page.keyboard.press("Control+Alt+Shift+KeyQ")
     expect(page.locator("#chat-input")).to_be_focused()
     # Every modifier pressed on the way was released on the remote machine; Q never went.
+    shift_scan = browser_table()["ShiftLeft"][0]
+    agent.wait_for("key_event", lambda m: m.scan_code == shift_scan and not m.down)
     q_scan = browser_table()["KeyQ"][0]
     keys = [m for m in agent.received("key_event") if m.scan_code != tab_scan]
     assert keys, "the chord's modifiers should have gone down (and up) remotely"
