@@ -37,6 +37,7 @@ from guruconnect.protocol import (
     ConsentPolicy,
     ConsentResponse,
     CursorPosition,
+    Disconnect,
     Display,
     DisplayList,
     Heartbeat,
@@ -705,6 +706,28 @@ async def test_viewers_are_told_why_the_session_ended_before_the_close(
     assert [(s.state, s.reason) for s in states if s.state == State.STATE_ENDED] == [
         (State.STATE_ENDED, "ended_by_technician")
     ], "the final SessionState(ENDED) never reached the viewer"
+
+
+async def test_an_agent_that_says_it_is_stopping_ends_its_session_at_once(
+    relay: Relay, admin_api: ApiClient, keep: Closer
+) -> None:
+    """A clean stop (Ctrl+C, service stop: the agent sends Disconnect before closing) ends
+    the session as agent_stopped; only a dropped connection waits for a reconnect."""
+    agent, machine_id, _ = await relay.online_agent(admin_api)
+    keep(agent)
+    session_id = await relay.active_session(admin_api, agent, machine_id)
+    viewer = keep(await relay.viewer(admin_api, session_id))
+    await agent.send(Disconnect(reason="the agent is stopping"))
+    states: list[Any] = []
+    with contextlib.suppress(Refused):
+        while True:
+            states.append(await viewer.expect("session_state", timeout=WAIT))
+    assert viewer.close_code == 4410
+    assert State.STATE_RECONNECTING not in [s.state for s in states]
+    assert [s.reason for s in states if s.state == State.STATE_ENDED] == ["agent_stopped"]
+    async with rest(relay, admin_api) as http:
+        ended = (await http.get(f"/api/sessions/{session_id}")).json()
+    assert (ended["state"], ended["end_reason"]) == ("ended", "agent_stopped")
 
 
 async def test_concurrent_session_requests_share_one_session(

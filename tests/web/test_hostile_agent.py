@@ -37,6 +37,7 @@ from tests.conftest import Database, LiveServer, make_settings
 from tests.timing import scaled
 from tests.web.agents import ScriptedAgent, screen_picture
 from tests.web.conftest import Browsing, LoopThread, off_loop, open_page, wait_js
+from tests.web.test_viewer import start_viewer
 
 WIDTH, HEIGHT = 256, 128
 MB = 1024 * 1024
@@ -88,9 +89,7 @@ def session_on_screen(tab: Browsing, agent: ScriptedAgent) -> str:
     tab.login()
     row = page.locator(f"tr[data-machine-id='{agent.machine_id}']")
     expect(row.locator(".badge")).to_have_text("Online")
-    row.get_by_role("button", name=re.compile(r"^Control ")).click()
-    page.wait_for_url(re.compile(r"/viewer/[0-9a-f-]{36}"))
-    session_id = page.url.split("/viewer/")[1].split("?")[0]
+    session_id = start_viewer(tab, agent.machine_id, "control")
     agent.grant_consent(session_id)
     agent.wait_for("keyframe_request")
     expect(page.locator("#status")).to_have_text("Connected · you have control")

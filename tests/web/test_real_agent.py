@@ -6,6 +6,7 @@ Ctrl+Alt+Del from the toolbar arrives as the key chord, and chat goes both ways.
 from __future__ import annotations
 
 import re
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from tests.agent.conftest import SCREEN, AgentProcess, App, XServer
 from tests.agent.test_e2e import desktop_like, write_ppm
 from tests.conftest import LiveServer
 from tests.web.conftest import UNIT_MS, Browsing
+from tests.web.test_viewer import start_viewer
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -73,8 +75,7 @@ def test_real_agent_from_the_browser(
     web.login()
     row = page.locator("tr", has_text=f"xvfb {codec}")
     expect(row.locator(".badge")).to_have_text("Online", timeout=20 * UNIT_MS)
-    row.get_by_role("button", name=re.compile(r"^Control ")).click()
-    page.wait_for_url(re.compile(r"/viewer/"))
+    start_viewer(web, str(row.get_attribute("data-machine-id")), "control")
     expect(page.locator("#status")).to_have_text("Waiting for consent…")
 
     # The person at the machine allows it, with the keyboard, as a person would.
@@ -147,3 +148,12 @@ def test_real_agent_from_the_browser(
     expect(page.locator("#chat-log .line.me")).to_have_text("root:Hi, this is support")
     web.shot(f"real-agent-chat-{codec}", full_page=False)
     assert agent.process.poll() is None, agent.log()[-2000:]
+
+    # Ctrl+C on the agent is a clean stop: it tells the relay, which ends the session at
+    # once (no "Agent reconnecting…" for a reconnect that will never come).
+    agent.process.send_signal(signal.SIGINT)
+    expect(page.locator("#status")).to_have_text(
+        "Ended: the agent was stopped on the remote machine.", timeout=10 * UNIT_MS
+    )
+    assert agent.wait() == 0, agent.log()[-2000:]
+    expect(page.locator("#end")).to_be_disabled()

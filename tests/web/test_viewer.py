@@ -6,6 +6,7 @@ and the states a technician must see (waiting for consent, denied, ended)."""
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from fractions import Fraction
@@ -18,16 +19,21 @@ from playwright.sync_api import Browser, expect
 
 from guruconnect.protocol import (
     ClipboardText,
+    CloseCode,
     Codec,
     CursorPosition,
     CursorShape,
+    Disconnect,
     MouseButton,
     SpecialKey,
     VideoFrame,
 )
+from guruconnect.protocol.end_reasons import END_REASON_TEXT, EndReason
 from guruconnect.protocol.keys import browser_table
+from guruconnect.server.web.routes import SPECIAL_KEY_MENU, STATIC_DIR
 from tests.conftest import LiveServer
 from tests.web.agents import ScriptedAgent, screen_picture
+from tests.web.axe import assert_accessible
 from tests.web.conftest import PHONE, UNIT_MS, Browsing, LoopThread, open_page, wait_js
 
 WIDTH, HEIGHT = 256, 128
@@ -46,25 +52,43 @@ def agent(web_server: LiveServer, loop_thread: LoopThread) -> Iterator[ScriptedA
 
 
 def canvas_pixels(web: Browsing) -> np.ndarray:
-    """The screen canvas as an RGBA array, read in the page."""
+    """The screen canvas as an RGBA array, read in the page (base64: a JSON array of
+    millions of numbers takes DevTools minutes on a loaded machine)."""
     data: dict[str, Any] = web.page.evaluate(
         """() => {
             const c = document.getElementById("screen");
             const d = c.getContext("2d").getImageData(0, 0, c.width, c.height);
-            return {w: c.width, h: c.height, px: Array.from(d.data)};
+            const bytes = new Uint8Array(d.data.buffer);
+            let text = "";
+            for (let i = 0; i < bytes.length; i += 0x8000) {
+                text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+            }
+            return {w: c.width, h: c.height, px: btoa(text)};
         }"""
     )
-    return np.array(data["px"], dtype=np.uint8).reshape(data["h"], data["w"], 4)
+    pixels = np.frombuffer(base64.b64decode(data["px"]), dtype=np.uint8)
+    return pixels.reshape(data["h"], data["w"], 4)
+
+
+def start_viewer(web: Browsing, machine_id: str, scope: str) -> str:
+    """Create a session the way the Machines list does (the page's own API call, cookie and
+    CSRF) and open its viewer in this tab, as opened from the Machines list; return the
+    session id. (Which tab the list opens it in is tested on its own.)"""
+    session: dict[str, Any] = web.page.evaluate(
+        """([machine, scope]) => import("/static/js/api.js")
+            .then((m) => m.api("POST", `/api/machines/${machine}/sessions`, {scope}))""",
+        [machine_id, scope],
+    )
+    web.goto(f"/viewer/{session['id']}?scope={scope}&from=machines")
+    return str(session["id"])
 
 
 def open_session(web: Browsing, agent: ScriptedAgent, scope: str = "Control") -> str:
-    """Log in, click Connect on the agent's machine row; return the session id."""
+    """Log in, connect to the agent's machine once it is online; return the session id."""
     web.login()
     row = web.page.locator(f"tr[data-machine-id='{agent.machine_id}']")
     expect(row.locator(".badge")).to_have_text("Online")
-    row.get_by_role("button", name=re.compile(f"^{scope} ")).click()
-    web.page.wait_for_url(re.compile(r"/viewer/[0-9a-f-]{36}"))
-    return web.page.url.split("/viewer/")[1].split("?")[0]
+    return start_viewer(web, agent.machine_id, scope.lower())
 
 
 def test_session_end_to_end(web: Browsing, agent: ScriptedAgent) -> None:
@@ -189,22 +213,57 @@ def test_session_end_to_end(web: Browsing, agent: ScriptedAgent) -> None:
 
     # Ending the session from the toolbar (two clicks) shows it plainly.
     page.locator("#end").click()
+    expect(page.locator("#end")).to_have_text("End for everyone?")
     page.locator("#end").click()
     expect(page.locator("#status")).to_have_text("Ended by a technician.")
+    # Over is over: End says so and cannot be pressed, chat cannot send.
+    expect(page.locator("#end")).to_have_text("Session ended")
+    expect(page.locator("#end")).to_be_disabled()
+    expect(page.locator("#chat-send")).to_be_disabled()
+    expect(page.locator("#chat-input")).to_be_disabled()
+    expect(page.locator("#ask-again")).to_be_hidden()  # a technician ended it: nobody to ask
     web.shot("viewer-ended")
 
 
-def test_denied_consent_is_shown(web: Browsing, agent: ScriptedAgent) -> None:
+def test_denied_consent_is_shown_and_can_be_asked_again(
+    web: Browsing, agent: ScriptedAgent
+) -> None:
+    """While the prompt is up the viewer counts down the relay's consent timeout; after a
+    denial it offers "Ask again", which asks the person at the machine in a new session."""
+    page = web.page
     session_id = open_session(web, agent)
-    expect(web.page.locator("#status")).to_have_text("Waiting for consent…")
+    expect(page.locator("#status")).to_have_text("Waiting for consent…")
+    countdown = page.locator("#countdown")
+    expect(countdown).to_be_visible()
+    # The test settings' consent timeout, counted down in whole seconds.
+    expect(countdown).to_have_text(
+        re.compile(r"The prompt on the remote machine times out in \d+ s\.")
+    )
+    seconds = int(countdown.get_attribute("data-seconds") or "0")
+    constants = page.evaluate("() => fetch('/web/constants.json').then((r) => r.json())")
+    assert 0 < seconds <= constants["consentTimeoutSeconds"]
+    web.shot("viewer-consent-countdown")
     agent.grant_consent(session_id, granted=False)
-    expect(web.page.locator("#status")).to_have_text(
+    expect(page.locator("#status")).to_have_text(
         "Denied: the person at the machine declined.", timeout=5 * UNIT_MS
     )
+    expect(countdown).to_be_hidden()
+    expect(page.locator("#end")).to_be_disabled()
+    ask = page.get_by_role("button", name="Ask again")
+    expect(ask).to_be_visible()
     web.shot("viewer-denied")
-    # Opening it again later says the same, not just "ended".
-    web.page.reload()
-    expect(web.page.locator("#status")).to_have_text("Denied: the person at the machine declined.")
+    # Opening it again later says the same, not just "ended", and still offers to ask.
+    page.reload()
+    expect(page.locator("#status")).to_have_text("Denied: the person at the machine declined.")
+    ask.click()
+    request = agent.wait_for("session_request", lambda m: m.session_id != session_id)
+    assert request.consent_required
+    expect(page).to_have_url(
+        re.compile(f"/viewer/{request.session_id}\\?scope=control&from=machines")
+    )
+    expect(page.locator("#status")).to_have_text("Waiting for consent…")
+    agent.grant_consent(request.session_id)
+    expect(page.locator("#status")).to_have_text("Connected · you have control")
 
 
 def test_view_only_sends_no_input(web: Browsing, agent: ScriptedAgent) -> None:
@@ -418,9 +477,7 @@ def test_a_second_technician_takes_control(
     tech = open_page(browser, web_server.url)
     try:
         tech.login("tech")
-        row = tech.page.locator(f"tr[data-machine-id='{agent.machine_id}']")
-        row.get_by_role("button", name=re.compile(r"^Control ")).click()
-        tech.page.wait_for_url(re.compile(f"/viewer/{session_id}"))  # joined the live one
+        assert start_viewer(tech, agent.machine_id, "control") == session_id  # the live one
         expect(tech.page.locator("#status")).to_have_text("Connected · root has control")
         expect(tech.page.locator("#cad")).to_be_disabled()
         tech.shot("viewer-someone-else-has-control")
@@ -441,3 +498,162 @@ def test_a_second_technician_takes_control(
     finally:
         tech.context.close()
     assert not tech.log.errors
+
+
+def test_constants_are_served_from_python(web_server: LiveServer) -> None:
+    """/web/constants.json is built from guruconnect.protocol, never copied by hand: close
+    codes, end reasons and special keys equal Python's, and the consent countdown uses the
+    server's own timeout."""
+    response = web_server.client().get("/web/constants.json")
+    assert response.status_code == 200, response.text
+    served = response.json()
+    assert served["closeCodes"] == {code.name: int(code) for code in CloseCode}
+    assert served["endReasons"] == {str(r): text for r, text in END_REASON_TEXT.items()}
+    assert set(served["endReasons"]) == {str(r) for r in EndReason}
+    assert [(k["name"], k["value"]) for k in served["specialKeys"]] == [
+        (name, SpecialKey.Value(name)) for name, _ in SPECIAL_KEY_MENU
+    ]
+    assert served["consentTimeoutSeconds"] == web_server.settings.consent_timeout_seconds
+    # The viewer's modules hold none of these values themselves.
+    viewer = STATIC_DIR / "js" / "viewer"
+    for module in viewer.glob("*.js"):
+        text = module.read_text()
+        assert not re.search(r"\b(4410|4010|4004|4001)\b", text), f"a close code in {module.name}"
+        assert "consent_denied:" not in text, f"end reasons copied into {module.name}"
+        assert "// @ts-check" in text.split("\n", 1)[0], f"{module.name} is not type-checked"
+
+
+@pytest.fixture
+def wide_agent(web_server: LiveServer, loop_thread: LoopThread) -> Iterator[ScriptedAgent]:
+    """An agent whose screen is wider than the browser window."""
+    token = web_server.login("root")
+    key = web_server.client(token=token).post("/api/agent-keys", json={"label": "wide"})
+    scripted = ScriptedAgent.connect(
+        loop_thread, web_server.url, key=key.json()["key"], width=WIDE[0], height=WIDE[1]
+    )
+    yield scripted
+    scripted.close()
+
+
+WIDE = (1920, 256)
+
+
+def test_viewer_fixes_on_a_wide_screen(web: Browsing, wide_agent: ScriptedAgent) -> None:
+    """Tiles decode in a worker (and the canvas still holds the exact pixels, readable by
+    the page); 1:1 reaches the left edge of a screen wider than the window; Tab stays with
+    the remote machine and Ctrl+Alt+Shift+Q leaves for the chat; a clean agent stop says
+    so instead of "reconnecting"; axe finds nothing serious, connected or ended."""
+    page = web.page
+    agent = wide_agent
+    session_id = open_session(web, agent)
+    agent.grant_consent(session_id)
+    expect(page.locator("#status")).to_have_text("Connected · you have control")
+    picture = screen_picture(*WIDE)
+    agent.show(picture, session_id)
+    expect(page.locator("#overlay")).to_be_hidden()
+    # Decoded off the page's thread, drawn on the visible 2D canvas.
+    canvas = page.locator("#screen")
+    expect(canvas).to_have_attribute("data-decoder", "worker")
+    tiles = (WIDE[0] // 64) * (WIDE[1] // 64)
+    assert int(canvas.get_attribute("data-worker-tiles") or "0") == tiles
+    assert np.array_equal(canvas_pixels(web), picture[..., [2, 1, 0, 3]])
+    assert_accessible(page)
+    web.shot("viewer-wide-fit")
+
+    # 1:1: the canvas is wider than its scroll box, and both edges can be scrolled to.
+    page.locator("#scale").click()
+    expect(page.locator("#scale")).to_have_text("1:1")
+    edges = """() => {
+        const wrap = document.getElementById("screen-wrap");
+        const box = wrap.getBoundingClientRect();
+        wrap.scrollLeft = 0;
+        const atStart = document.getElementById("screen").getBoundingClientRect().left - box.left;
+        wrap.scrollLeft = wrap.scrollWidth;
+        const atEnd = box.right - document.getElementById("screen").getBoundingClientRect().right;
+        return [atStart, atEnd, wrap.scrollWidth, wrap.clientWidth];
+    }"""
+    at_start, at_end, scroll_width, client_width = page.evaluate(edges)
+    assert scroll_width >= WIDE[0] > client_width
+    assert at_start >= 0, "the left of the remote screen cannot be scrolled to"
+    assert at_end >= 0 or abs(at_end) < 1, "the right of the remote screen cannot be reached"
+    web.shot("viewer-wide-one-to-one", full_page=False)
+
+    # Tab goes to the remote machine; the documented chord leaves keyboard capture.
+    hint = page.locator("#keyboard-hint")
+    expect(hint).to_contain_text("Ctrl+Alt+Shift+Q")
+    assert canvas.get_attribute("aria-describedby") == "keyboard-hint"
+    canvas.focus()
+    agent.clear()
+    page.keyboard.press("Tab")
+    tab_scan = browser_table()["Tab"][0]
+    agent.wait_for("key_event", lambda m: m.scan_code == tab_scan and not m.down)
+    expect(canvas).to_be_focused()
+    page.keyboard.press("Control+Alt+Shift+KeyQ")
+    expect(page.locator("#chat-input")).to_be_focused()
+    # Every modifier pressed on the way was released on the remote machine; Q never went.
+    shift_scan = browser_table()["ShiftLeft"][0]
+    agent.wait_for("key_event", lambda m: m.scan_code == shift_scan and not m.down)
+    q_scan = browser_table()["KeyQ"][0]
+    keys = [m for m in agent.received("key_event") if m.scan_code != tab_scan]
+    assert keys, "the chord's modifiers should have gone down (and up) remotely"
+    assert all(m.scan_code != q_scan for m in keys)
+    downs = {m.scan_code for m in keys if m.down}
+    ups = {m.scan_code for m in keys if not m.down}
+    assert downs == ups, "a modifier is left held down on the remote machine"
+
+    # The agent stops on purpose (it says so before closing): ended, not "reconnecting".
+    agent.send(Disconnect(reason="the agent is stopping"))
+    expect(page.locator("#status")).to_have_text(
+        "Ended: the agent was stopped on the remote machine."
+    )
+    expect(page.locator("#end")).to_be_disabled()
+    expect(page.locator("#chat-send")).to_be_disabled()
+    assert_accessible(page)
+    web.shot("viewer-agent-stopped")
+    page.set_viewport_size(PHONE)
+    web.shot("phone-viewer-ended")
+
+
+def test_end_confirmation_judges_clicks_by_when_they_happened(web: Browsing) -> None:
+    """On a busy page the label's reset timer can run before a second click made in time is
+    handled: the click's own time decides, so it still ends the session."""
+    web.login()
+    result = web.page.evaluate(
+        """() => import("/static/js/viewer/toolbar.js").then(({ EndConfirm }) => {
+            const slow = new EndConfirm(4000);
+            const late = new EndConfirm(4000);
+            return [
+                slow.press(1000), slow.expired(5100), slow.press(4900),
+                late.press(1000), late.press(5100), late.press(6000),
+            ];
+        })"""
+    )
+    assert result == ["armed", True, "confirmed", "armed", "armed", "confirmed"]
+
+
+def test_machines_list_opens_the_viewer_in_its_own_tab(web: Browsing, agent: ScriptedAgent) -> None:
+    """open.js (what the Machines list calls) opens the viewer in a new tab without an
+    opener; the list stays; the viewer's back link goes to the Machines list."""
+    web.login()
+    session: dict[str, Any] = web.page.evaluate(
+        """(machine) => import("/static/js/api.js")
+            .then((m) => m.api("POST", `/api/machines/${machine}/sessions`, {scope: "control"}))""",
+        agent.machine_id,
+    )
+    with web.context.expect_page() as opened:
+        how = web.page.evaluate(
+            """(id) => import("/static/js/viewer/open.js")
+                .then((m) => m.openViewer(id, "control", "machines"))""",
+            session["id"],
+        )
+    assert how == "tab"
+    viewer = opened.value
+    viewer.wait_for_load_state()
+    assert f"/viewer/{session['id']}?scope=control&from=machines" in viewer.url
+    assert web.page.url.endswith("/machines")  # the list is still there
+    assert viewer.evaluate("() => window.opener") is None
+    back = viewer.locator("#back")
+    expect(back).to_have_text("← Machines")
+    assert back.get_attribute("href") == "/machines"
+    expect(viewer.locator("#status")).to_have_text("Waiting for consent…")
+    viewer.close()

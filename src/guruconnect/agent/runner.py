@@ -43,6 +43,7 @@ from guruconnect.protocol import (
     Codec,
     ConsentPolicy,
     ConsentResponse,
+    Disconnect,
     DisplayList,
     Envelope,
     ProtocolError,
@@ -245,6 +246,12 @@ class Agent:
         started = loop.time()
         try:
             await self._serve(conn)
+        except asyncio.CancelledError:
+            # The agent is stopping (Ctrl+C, service stop, tray Exit): say so, so the relay
+            # ends the session at once instead of waiting for a reconnect that never comes.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.send(Disconnect(reason="the agent is stopping")), 1)
+            raise
         except Refused as refused:
             log.warning("connection closed", code=refused.code, reason=refused.reason)
             stop = fatal_refusal(refused, support_code=config.code is not None)

@@ -434,6 +434,7 @@ async def _control(state: AppState, agent: AgentPeer, kind: str, data: bytes) ->
         if not beat.reply:
             agent.peer.send(encode(Heartbeat(sent_at_ms=beat.sent_at_ms, reply=True)))
     elif kind == "disconnect":
+        agent.leaving = True
         agent.peer.close(CloseCode.NORMAL, "agent left")
     elif kind == "agent_hello":
         agent.peer.close(CloseCode.PROTOCOL_ERROR, "already authenticated")

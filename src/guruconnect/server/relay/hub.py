@@ -37,6 +37,7 @@ from guruconnect.protocol import (
 )
 from guruconnect.protocol.close_codes import CloseCode
 from guruconnect.protocol.codecs import negotiate
+from guruconnect.protocol.end_reasons import EndReason
 from guruconnect.protocol.planes import INPUT_TYPES
 from guruconnect.server.audit import AuditLog, content_detail
 from guruconnect.server.audit_types import AuditType
@@ -241,7 +242,10 @@ class Hub:
         live = self.live_session_for_machine(agent.machine_id)
         if live is None:
             return
-        if live.state == State.STATE_ACTIVE and self.settings.agent_reconnect_grace_seconds > 0:
+        if agent.leaving:
+            # Stopped on purpose: no reconnect to wait for.
+            await self.end_session(live.id, EndReason.AGENT_STOPPED)
+        elif live.state == State.STATE_ACTIVE and self.settings.agent_reconnect_grace_seconds > 0:
             live.state = State.STATE_RECONNECTING
             self._broadcast_state(live, "the remote machine is reconnecting")
             live.timer = self._spawn(

@@ -313,6 +313,8 @@ class AgentPeer:
     agent_version: str = ""
     platform: str = ""
     arch: str = ""
+    #: The agent said it is stopping (Disconnect) before closing: its session ends at once.
+    leaving: bool = False
 
 
 @dataclass(eq=False)

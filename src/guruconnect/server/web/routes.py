@@ -13,10 +13,13 @@ import uuid
 from pathlib import Path
 
 import structlog
-from fastapi import APIRouter, FastAPI, status
+from fastapi import APIRouter, FastAPI, Request, status
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from guruconnect.protocol import SpecialKey
+from guruconnect.protocol.close_codes import CloseCode
+from guruconnect.protocol.end_reasons import END_REASON_TEXT
 from guruconnect.protocol.keys import browser_table
 from guruconnect.server import audit_types
 from guruconnect.server.web import join
@@ -82,6 +85,41 @@ async def audit_types_json() -> JSONResponse:
     """The audit event types and their labels: the server's own vocabulary (``AuditType``),
     so the audit page suggests exactly the types rows carry."""
     return JSONResponse(audit_types.browser_table(), headers={"cache-control": "no-cache"})
+
+
+#: The special keys the viewer's menu offers (Ctrl+Alt+Del has a button of its own).
+SPECIAL_KEY_MENU = (
+    ("SPECIAL_KEY_WIN", "Windows key"),
+    ("SPECIAL_KEY_ALT_TAB", "Alt+Tab"),
+    ("SPECIAL_KEY_PRINT_SCREEN", "Print Screen"),
+    ("SPECIAL_KEY_CTRL_ESC", "Ctrl+Esc"),
+    ("SPECIAL_KEY_LOCK_WORKSTATION", "Lock workstation"),
+)
+
+
+def viewer_constants(consent_timeout_seconds: float) -> dict[str, object]:
+    """What the viewer would otherwise copy by hand from Python: close codes by name, end
+    reasons in words, the special-key menu, and how long the person at the machine has to
+    answer a consent prompt (for the viewer's countdown)."""
+    return {
+        "closeCodes": {code.name: code.value for code in CloseCode},
+        "endReasons": {reason.value: text for reason, text in END_REASON_TEXT.items()},
+        "specialKeys": [
+            {"value": SpecialKey.Value(name), "name": name, "label": label}
+            for name, label in SPECIAL_KEY_MENU
+        ],
+        "consentTimeoutSeconds": consent_timeout_seconds,
+    }
+
+
+@router.get("/web/constants.json")
+async def constants_json(request: Request) -> JSONResponse:
+    """The viewer's constants, built from Python (see :func:`viewer_constants`)."""
+    settings = request.app.state.guruconnect.settings
+    return JSONResponse(
+        viewer_constants(settings.consent_timeout_seconds),
+        headers={"cache-control": "no-cache"},
+    )
 
 
 def mount(app: FastAPI) -> None:

@@ -6,6 +6,7 @@
 import { api, can } from "../api.js";
 import { ago, h, updateTable } from "../dom.js";
 import { coalesce, statusLine, subscribe } from "../live.js";
+import { openViewer as openViewerTab } from "../viewer/open.js";
 
 /**
  * @typedef {{id: string, name: string, client_name: string | null, site_name?: string | null,
@@ -118,9 +119,9 @@ export async function render(main, { me }) {
     button.disabled = true;
     status.hidden = true;
     try {
-      // The viewer is a separate page; a full navigation leaves the dashboard's timers.
       const session = await api("POST", `/api/machines/${machine.id}/sessions`, { scope });
-      location.assign(`/viewer/${session.id}?scope=${scope}`);
+      // In a tab of its own: this list stays where it was, ready for the next machine.
+      if (openViewerTab(session.id, scope, "machines") === "tab") button.disabled = false;
     } catch (error) {
       status.textContent = `Cannot connect to ${machine.name}: ${/** @type {Error} */ (error).message}`;
       status.hidden = false;

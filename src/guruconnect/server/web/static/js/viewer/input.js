@@ -1,3 +1,4 @@
+// @ts-check
 // Keyboard and mouse from the screen canvas to the remote machine.
 //
 // Keys go as physical keys: KeyboardEvent.code -> PC scan code + extended flag, from the
@@ -5,22 +6,48 @@
 // remote layout decides what a key means. Text mode sends characters instead, for typing
 // across layouts. Every key or button held down is released when the page loses focus,
 // so nothing stays stuck on the remote machine.
+//
+// While the canvas has focus every key goes to the remote machine, Tab included (the
+// remote desktop needs it). LEAVE_KEYS is the one chord the viewer keeps: it lets go of
+// the keyboard and moves focus out of the canvas (to the chat). The page says so next to
+// the screen (#keyboard-hint); the README documents it (Dashboard and web viewer).
 import { MouseButton } from "./wire.js";
+
+/** The chord that leaves keyboard capture: Ctrl+Alt+Shift+Q (Q for quit). No remote
+ * desktop or browser shortcut uses it. */
+export const LEAVE_KEYS = Object.freeze({ code: "KeyQ", ctrlKey: true, altKey: true, shiftKey: true, label: "Ctrl+Alt+Shift+Q" });
+
+/** @param {KeyboardEvent} event @returns {boolean} */
+export function isLeaveChord(event) {
+  return event.code === LEAVE_KEYS.code && event.ctrlKey && event.altKey && event.shiftKey && !event.metaKey;
+}
 
 const BUTTONS = [MouseButton.MOUSE_BUTTON_LEFT, MouseButton.MOUSE_BUTTON_MIDDLE, MouseButton.MOUSE_BUTTON_RIGHT, MouseButton.MOUSE_BUTTON_BACK, MouseButton.MOUSE_BUTTON_FORWARD];
 /** Pixels of wheel travel per remote wheel step (a line counts as one step). */
 const WHEEL_PIXELS = 100;
 
+/**
+ * @typedef {(kind: string, message: object) => void} Send
+ * @typedef {Record<string, [number, boolean]>} KeyTable KeyboardEvent.code -> [scan, extended]
+ * @typedef {{ displayId: number, toRemote(event: MouseEvent): { x: number, y: number } }} Pointer
+ */
+
 export class Input {
-  constructor(canvas, screen, keyTable, send) {
+  /** @param {HTMLCanvasElement} canvas @param {Pointer} screen @param {KeyTable} keyTable
+   * @param {Send} send @param {() => void} onLeave called after LEAVE_KEYS let go of the keyboard */
+  constructor(canvas, screen, keyTable, send, onLeave) {
     this.canvas = canvas;
     this.screen = screen;
-    this.keys = keyTable; // code -> [scan, extended]
-    this.send = send; // (kind, message) => void
+    this.keys = keyTable;
+    this.send = send;
+    this.onLeave = onLeave;
     this.enabled = false;
     this.textMode = false;
-    this.heldKeys = new Map(); // code -> [scan, extended]
+    /** @type {Map<string, [number, boolean]>} code -> [scan, extended] */
+    this.heldKeys = new Map();
+    /** @type {Set<number>} */
     this.heldButtons = new Set();
+    /** @type {{ x: number, y: number } | null} */
     this.pendingMove = null;
     this.moveScheduled = false;
     this.wheel = { x: 0, y: 0 };
@@ -38,7 +65,15 @@ export class Input {
     document.addEventListener("visibilitychange", () => document.hidden && this.releaseAll());
   }
 
+  /** @param {KeyboardEvent} event @param {boolean} down */
   key(event, down) {
+    if (down && isLeaveChord(event)) {
+      // Works with or without control: the way out of the canvas is always there.
+      event.preventDefault();
+      this.releaseAll();
+      this.onLeave();
+      return;
+    }
     if (!this.enabled) return;
     if (event.isComposing) return;
     if (this.textMode && down && event.key.length === 1 && !event.ctrlKey && !event.metaKey && !event.altKey) {
@@ -67,6 +102,7 @@ export class Input {
     this.send("mouseEvent", { displayId: this.screen.displayId, x, y });
   }
 
+  /** @param {MouseEvent} event */
   move(event) {
     if (!this.enabled) return;
     this.last = this.screen.toRemote(event);
@@ -78,6 +114,7 @@ export class Input {
     }
   }
 
+  /** @param {MouseEvent} event @param {boolean} down */
   button(event, down) {
     if (!this.enabled) return;
     const button = BUTTONS[event.button];
@@ -91,6 +128,7 @@ export class Input {
     this.send("mouseEvent", { displayId: this.screen.displayId, ...this.last, button, down });
   }
 
+  /** @param {WheelEvent} event */
   wheelEvent(event) {
     if (!this.enabled) return;
     event.preventDefault();

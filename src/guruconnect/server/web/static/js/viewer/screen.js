@@ -1,15 +1,36 @@
-// Drawing the remote screen: raw BGRA tiles (zstd) with putImageData, H.264 access units
-// through WebCodecs, and the remote cursor on a canvas of its own above the picture.
+// @ts-check
+// Drawing the remote screen: raw BGRA tiles (zstd, decoded in a worker) with putImageData,
+// H.264 access units through WebCodecs, and the remote cursor on a canvas of its own above
+// the picture.
 //
 // The agent is not trusted: every size it sends is checked against LIMITS (and the displays
 // it declared) before anything is allocated, so one message cannot take the tab to
 // gigabytes or stall it.
-import { Codec, LIMITS, toNumber, zstdDecompress } from "./wire.js";
+import { decodeTiles } from "./tiles.js";
+import { Codec, LIMITS, toNumber } from "./wire.js";
+
+export { decompressTile, zstdCheck } from "./tiles.js";
 
 /** Constrained baseline, as the agent encodes it; the level is generous. */
 const H264_CONFIG = { codec: "avc1.42E033", optimizeForLatency: true };
 
-/** Which codecs this browser can decode, for ViewerHello: only what actually works. */
+/** Raw frames handed to the worker and not drawn yet, beyond which a delta frame is
+ * dropped (and a keyframe asked for) rather than queued: the picture catches up instead of
+ * falling further behind. */
+const MAX_IN_FLIGHT = 8;
+
+/**
+ * @typedef {{ id: number, x: number, y: number, width: number, height: number, primary?: boolean, name?: string }} Display
+ * @typedef {{ displayId: number, codec: number, keyframe: boolean, width: number, height: number,
+ *   tiles: import("./tiles.js").Tile[], data: Uint8Array, timestampUs: any }} VideoFrameMessage
+ * @typedef {{ id: any, width: number, height: number, hotspotX: number, hotspotY: number, bgra: Uint8Array }} CursorShapeMessage
+ * @typedef {{ x: number, y: number, visible: boolean, shapeId: any }} CursorPositionMessage
+ * @typedef {{ onNeedKeyframe: () => void, onError: (message: string) => void, onPicture: () => void }} ScreenEvents
+ * @typedef {{ width: number, height: number, keyframe: boolean }} Pending
+ */
+
+/** Which codecs this browser can decode, for ViewerHello: only what actually works.
+ * @returns {Promise<number[]>} */
 export async function decodableCodecs() {
   const codecs = [Codec.CODEC_RAW_ZSTD];
   try {
@@ -23,84 +44,93 @@ export async function decodableCodecs() {
   return codecs;
 }
 
-/** The output size a zstd frame promises, checked without decompressing: one frame, its
- * content size declared, and blocks that cannot produce more than `expected` bytes (plus one
- * block's worth). Returns an error text, or "" when the frame may be decompressed into a
- * buffer of `expected` bytes. */
-export function zstdCheck(data, expected) {
-  const n = data.length;
-  if (n < 6 || data[0] !== 0x28 || data[1] !== 0xb5 || data[2] !== 0x2f || data[3] !== 0xfd) return "not a zstd frame";
-  const fhd = data[4];
-  const fcsFlag = fhd >> 6;
-  const single = (fhd >> 5) & 1;
-  if (fhd & 0x08) return "reserved bit set";
-  let at = 5;
-  let window = 0;
-  if (!single) {
-    const wd = data[at++];
-    const exponent = wd >> 3;
-    const base = 2 ** (10 + exponent);
-    window = base + (base / 8) * (wd & 7);
-  }
-  at += [0, 1, 2, 4][fhd & 3];
-  const fcsBytes = [single ? 1 : 0, 2, 4, 8][fcsFlag];
-  if (!fcsBytes) return "no declared size";
-  if (at + fcsBytes > n) return "truncated header";
-  let size = 0;
-  for (let i = fcsBytes - 1; i >= 0; i--) size = size * 256 + data[at + i];
-  if (fcsBytes === 2) size += 256;
-  at += fcsBytes;
-  if (size !== expected) return `declares ${size} bytes, expected ${expected}`;
-  if (single) window = size;
-  const blockMax = Math.min(window, 128 * 1024);
-  // Walk the block headers: what the blocks can produce at most, bounded before decoding.
-  let bound = 0;
-  for (;;) {
-    if (at + 3 > n) return "truncated block";
-    const header = data[at] | (data[at + 1] << 8) | (data[at + 2] << 16);
-    at += 3;
-    const type = (header >> 1) & 3;
-    const blockSize = header >>> 3;
-    if (type === 0) {
-      bound += blockSize;
-      at += blockSize;
-    } else if (type === 1) {
-      bound += blockSize;
-      at += 1;
-    } else if (type === 2) {
-      bound += blockMax;
-      at += blockSize;
-    } else {
-      return "reserved block type";
+/** Raw tiles decoded off the page's thread, answered in the order asked. Falls back to
+ * decoding on the page when a worker cannot start or dies (the canvas's data-decoder says
+ * which is in use: "worker" or "page"). */
+class TileDecoder {
+  /** @param {(request: Pending, decoded: import("./tiles.js").Decoded) => void} onDecoded
+   * @param {() => void} onLost called when frames in flight were lost (the worker died) */
+  constructor(onDecoded, onLost) {
+    this.onDecoded = onDecoded;
+    this.onLost = onLost;
+    /** @type {Map<number, Pending>} */
+    this.pending = new Map();
+    this.nextId = 1;
+    /** Tiles the worker decoded (for the tests: the work did leave the page's thread). */
+    this.workerTiles = 0;
+    /** @type {Worker | null} */
+    this.worker = null;
+    try {
+      this.worker = new Worker(new URL("./decode-worker.js", import.meta.url), { type: "module", name: "tile decoder" });
+      this.worker.addEventListener("message", (event) => this.answered(event.data));
+      this.worker.addEventListener("error", () => this.fallBack());
+    } catch {
+      this.worker = null;
     }
-    if (bound > expected + 128 * 1024) return "blocks would exceed the declared size";
-    if (header & 1) break;
   }
-  if (fhd & 0x04) at += 4;
-  if (at !== n) return "data after the frame";
-  return "";
-}
 
-/** Decompress one tile's BGRA into a buffer of exactly `expected` bytes, or throw. */
-export function decompressTile(data, expected) {
-  const problem = zstdCheck(data, expected);
-  if (problem) throw new Error(`a tile was refused: ${problem}`);
-  const out = new Uint8Array(expected);
-  const bgra = zstdDecompress(data, out);
-  if (bgra.length !== expected) throw new Error(`a tile has ${bgra.length} bytes, expected ${expected}`);
-  return bgra;
+  get where() {
+    return this.worker ? "worker" : "page";
+  }
+
+  get inFlight() {
+    return this.pending.size;
+  }
+
+  /** @param {import("./tiles.js").Tile[]} tiles @param {Pending} frame */
+  decode(tiles, frame) {
+    if (!this.worker) {
+      this.onDecoded(frame, decodeTiles(tiles, frame.width, frame.height));
+      return;
+    }
+    const id = this.nextId++;
+    this.pending.set(id, frame);
+    // The tiles' bytes are views into the message's buffer: hand each buffer over once.
+    const buffers = [...new Set(tiles.map((t) => t.data.buffer))];
+    const plain = tiles.map(({ x, y, width, height, data }) => ({ x, y, width, height, data }));
+    this.worker.postMessage({ id, width: frame.width, height: frame.height, tiles: plain }, buffers);
+  }
+
+  /** @param {{ id: number } & import("./tiles.js").Decoded} reply */
+  answered(reply) {
+    const frame = this.pending.get(reply.id);
+    if (!frame) return;
+    this.pending.delete(reply.id);
+    this.workerTiles += reply.pixels.length;
+    this.onDecoded(frame, reply);
+  }
+
+  fallBack() {
+    if (this.worker) this.worker.terminate();
+    this.worker = null;
+    const lost = this.pending.size > 0;
+    this.pending.clear();
+    if (lost) this.onLost();
+  }
+
+  close() {
+    if (this.worker) this.worker.terminate();
+    this.worker = null;
+    this.pending.clear();
+  }
 }
 
 export class Screen {
+  /** @param {HTMLCanvasElement} canvas @param {HTMLCanvasElement} cursorCanvas @param {ScreenEvents} events */
   constructor(canvas, cursorCanvas, { onNeedKeyframe, onError, onPicture }) {
     this.canvas = canvas;
-    this.ctx = canvas.getContext("2d", { alpha: false });
+    const ctx = canvas.getContext("2d", { alpha: false });
+    if (!ctx) throw new Error("no 2D canvas");
+    this.ctx = ctx;
     this.cursorCanvas = cursorCanvas;
     // The cursor has a canvas of its own, never bigger than the largest shape allowed; it
     // is moved over the picture rather than sized to it.
     cursorCanvas.width = cursorCanvas.height = LIMITS.cursorSide;
-    this.cursorCtx = cursorCanvas.getContext("2d");
-    this.displays = []; // what the agent declared (DisplayList / SessionState)
+    const cursorCtx = cursorCanvas.getContext("2d");
+    if (!cursorCtx) throw new Error("no 2D canvas");
+    this.cursorCtx = cursorCtx;
+    /** @type {Display[]} what the agent declared (DisplayList / SessionState) */
+    this.displays = [];
     // A canvas whose backing store was dropped (memory pressure, GPU reset) comes back
     // blank: the picture must be whole again.
     canvas.addEventListener("contextlost", () => {
@@ -114,22 +144,36 @@ export class Screen {
     this.onNeedKeyframe = onNeedKeyframe;
     this.onError = onError;
     this.onPicture = onPicture; // the first whole picture after a (re)start is on screen
+    /** @type {VideoDecoder | null} */
     this.decoder = null;
     this.awaitingKey = true;
     this.displayId = 0;
-    this.shapes = new Map(); // cursor shape id -> canvas
+    this.lastKeyframeAsk = 0;
+    /** @type {Map<number, { canvas: HTMLCanvasElement, hx: number, hy: number }>} cursor shape id -> shape */
+    this.shapes = new Map();
     this.cursor = { x: 0, y: 0, visible: false, shapeId: 0 };
     this.hasPicture = false;
+    /** @type {(() => void) | null} */
     this.onResize = null;
+    this.tiles = new TileDecoder(
+      (frame, decoded) => this.drawTiles(frame, decoded),
+      () => {
+        this.hasPicture = false;
+        this.requestKeyframe();
+      },
+    );
+    canvas.dataset.decoder = this.tiles.where;
   }
 
-  /** The displays the agent declared: frames may not be bigger than these. */
+  /** The displays the agent declared: frames may not be bigger than these.
+   * @param {Display[]} displays */
   setDisplays(displays) {
     this.displays = displays;
   }
 
   /** Why a screen of width x height is refused, or "". At most LIMITS (side and area),
-   * and no bigger than the displays the agent declared, alone or side by side. */
+   * and no bigger than the displays the agent declared, alone or side by side.
+   * @param {number} width @param {number} height @returns {string} */
   sizeProblem(width, height) {
     if (!width || !height) return "no size";
     if (width > LIMITS.screenSide || height > LIMITS.screenSide || width * height > LIMITS.screenPixels) {
@@ -153,6 +197,7 @@ export class Screen {
     return "";
   }
 
+  /** @param {number} width @param {number} height @returns {boolean} */
   resize(width, height) {
     if (this.canvas.width === width && this.canvas.height === height) return true;
     const problem = this.sizeProblem(width, height);
@@ -170,22 +215,23 @@ export class Screen {
   }
 
   /** Why a frame's tiles are refused, or "": checked on the decoded message before any
-   * pixel work (the tile count itself is checked on the wire bytes, see wire.js). */
+   * pixel work (the tile count itself is checked on the wire bytes, see wire.js).
+   * @param {VideoFrameMessage} frame @returns {string} */
   tileProblem(frame) {
     const grid = Math.ceil(frame.width / LIMITS.tile) * Math.ceil(frame.height / LIMITS.tile);
     if (frame.tiles.length > grid) return `${frame.tiles.length} tiles for a ${grid}-tile screen`;
     return "";
   }
 
-  /** Draw one VideoFrame message. */
+  /** Draw one VideoFrame message (raw frames once the worker has decoded them).
+   * @param {VideoFrameMessage} frame */
   frame(frame) {
     this.displayId = frame.displayId;
     if (frame.codec === Codec.CODEC_H264) {
       this.h264(frame);
       return;
     }
-    if (!this.resize(frame.width, frame.height)) return;
-    const problem = this.tileProblem(frame);
+    const problem = this.sizeProblem(frame.width, frame.height) || this.tileProblem(frame);
     if (problem) {
       this.onError(`a frame was refused: ${problem}`);
       return;
@@ -193,29 +239,22 @@ export class Screen {
     if (!frame.keyframe && !this.hasPicture) {
       this.requestKeyframe();
     }
-    for (const tile of frame.tiles) {
-      const { x, y, width, height } = tile;
-      if (!width || !height || width > LIMITS.tile || height > LIMITS.tile || x + width > frame.width || y + height > frame.height) {
-        this.onError(`a ${width}×${height} tile at ${x},${y} was refused`);
-        continue;
-      }
-      const expected = width * height * 4;
-      let bgra;
-      try {
-        bgra = decompressTile(tile.data, expected);
-      } catch (error) {
-        this.onError(error.message);
-        continue;
-      }
-      // BGRA -> RGBA in place, opaque.
-      for (let i = 0; i < bgra.length; i += 4) {
-        const b = bgra[i];
-        bgra[i] = bgra[i + 2];
-        bgra[i + 2] = b;
-        bgra[i + 3] = 255;
-      }
-      const image = new ImageData(new Uint8ClampedArray(bgra.buffer, bgra.byteOffset, expected), tile.width, tile.height);
-      this.ctx.putImageData(image, tile.x, tile.y);
+    if (!frame.keyframe && this.tiles.inFlight >= MAX_IN_FLIGHT) {
+      // The decoder is behind: skip this change, a keyframe will bring the picture back.
+      this.requestKeyframe();
+      return;
+    }
+    this.tiles.decode(frame.tiles, { width: frame.width, height: frame.height, keyframe: frame.keyframe });
+  }
+
+  /** @param {Pending} frame @param {import("./tiles.js").Decoded} decoded */
+  drawTiles(frame, decoded) {
+    this.canvas.dataset.workerTiles = String(this.tiles.workerTiles);
+    this.canvas.dataset.decoder = this.tiles.where;
+    if (!this.resize(frame.width, frame.height)) return;
+    for (const message of decoded.errors) this.onError(message);
+    for (const p of decoded.pixels) {
+      this.ctx.putImageData(new ImageData(p.rgba, p.width, p.height), p.x, p.y);
     }
     if (frame.keyframe) this.pictured();
   }
@@ -233,6 +272,7 @@ export class Screen {
     this.onNeedKeyframe();
   }
 
+  /** @param {VideoFrameMessage} frame */
   h264(frame) {
     if (!this.decoder || this.decoder.state === "closed") {
       this.decoder = new VideoDecoder({
@@ -267,6 +307,7 @@ export class Screen {
     );
   }
 
+  /** @param {CursorShapeMessage} shape */
   cursorShape(shape) {
     const { width, height } = shape;
     const side = LIMITS.cursorSide;
@@ -284,23 +325,31 @@ export class Screen {
     const canvas = document.createElement("canvas");
     canvas.width = width;
     canvas.height = height;
-    canvas.getContext("2d").putImageData(new ImageData(pixels, width, height), 0, 0);
+    const ctx = canvas.getContext("2d");
+    if (!ctx) return;
+    ctx.putImageData(new ImageData(pixels, width, height), 0, 0);
     // A bounded cache: the least recently used shape goes first (a Map keeps insertion
     // order, and a used shape is moved to the end).
     const id = toNumber(shape.id);
     this.shapes.delete(id);
     this.shapes.set(id, { canvas, hx: Math.min(shape.hotspotX, width), hy: Math.min(shape.hotspotY, height) });
-    while (this.shapes.size > LIMITS.cursorShapes) this.shapes.delete(this.shapes.keys().next().value);
+    while (this.shapes.size > LIMITS.cursorShapes) {
+      const oldest = this.shapes.keys().next();
+      if (oldest.done) break;
+      this.shapes.delete(oldest.value);
+    }
     this.cursorCanvas.dataset.shapes = String(this.shapes.size);
     this.drawCursor();
   }
 
+  /** @param {CursorPositionMessage} position */
   cursorPosition(position) {
     this.cursor = { x: position.x, y: position.y, visible: position.visible, shapeId: toNumber(position.shapeId) };
     this.drawCursor();
   }
 
-  /** Put the cursor canvas's top-left at remote (left, top), scaled like the picture. */
+  /** Put the cursor canvas's top-left at remote (left, top), scaled like the picture.
+   * @param {number} left @param {number} top */
   placeCursor(left, top) {
     const style = this.cursorCanvas.style;
     // The CSS width layout() gave the picture (no layout read per cursor move).
@@ -341,7 +390,8 @@ export class Screen {
     ctx.stroke();
   }
 
-  /** Remote display coordinates of a pointer event on the (possibly scaled) canvas. */
+  /** Remote display coordinates of a pointer event on the (possibly scaled) canvas.
+   * @param {MouseEvent} event @returns {{ x: number, y: number }} */
   toRemote(event) {
     const rect = this.canvas.getBoundingClientRect();
     const x = ((event.clientX - rect.left) * this.canvas.width) / rect.width;
@@ -355,5 +405,6 @@ export class Screen {
   close() {
     if (this.decoder && this.decoder.state !== "closed") this.decoder.close();
     this.decoder = null;
+    this.tiles.close();
   }
 }

@@ -1,3 +1,5 @@
+// @ts-check
+/// <reference path="./wire-bundle.d.ts" />
 // The wire format, from the bundle built out of proto/guruconnect.proto at setup.
 import { guruconnect, zstdDecompress } from "/static/build/wire.js";
 
@@ -31,6 +33,7 @@ const DISPLAY_LIST = 44;
 /** A minimal protobuf wire reader over the raw bytes: counts repeated fields without
  * building a single object, so a message with millions of entries is refused cheaply. */
 class Fields {
+  /** @param {Uint8Array} bytes @param {number} [start] @param {number} [end] */
   constructor(bytes, start = 0, end = bytes.length) {
     this.b = bytes;
     this.at = start;
@@ -50,7 +53,8 @@ class Fields {
     throw new Error("bad varint");
   }
 
-  /** [field, wireType, valueOrLength, start] of the next field, or null at the end. */
+  /** [field, wireType, valueOrLength, start] of the next field, or null at the end.
+   * @returns {[number, number, number, number] | null} */
   next() {
     if (this.at >= this.end) return null;
     const tag = this.varint();
@@ -72,7 +76,8 @@ class Fields {
   }
 }
 
-/** Why a received message is refused before decoding, or "". */
+/** Why a received message is refused before decoding, or "".
+ * @param {Uint8Array} bytes */
 export function precheck(bytes) {
   const envelope = new Fields(bytes);
   let entry;
@@ -109,7 +114,8 @@ export function precheck(bytes) {
   return "";
 }
 
-/** One envelope carrying one payload, e.g. encode("keyEvent", {scanCode: 30, down: true}). */
+/** One envelope carrying one payload, e.g. encode("keyEvent", {scanCode: 30, down: true}).
+ * @param {string} kind @param {object} message @returns {Uint8Array<ArrayBuffer>} */
 export function encode(kind, message) {
   return v1.Envelope.encode({ [kind]: message }).finish();
 }
@@ -117,7 +123,8 @@ export function encode(kind, message) {
 /** A message refused by precheck (it is not malformed, only over a limit). */
 export class RefusedMessage extends Error {}
 
-/** [kind, message] of a received envelope; kind is the camelCase payload name. */
+/** [kind, message] of a received envelope; kind is the camelCase payload name.
+ * @param {ArrayBuffer} bytes @returns {[string, any]} */
 export function decode(bytes) {
   const raw = new Uint8Array(bytes);
   const problem = precheck(raw);
@@ -127,7 +134,8 @@ export function decode(bytes) {
   return [kind, kind ? envelope[kind] : null];
 }
 
-/** uint64 fields arrive as Long objects (or numbers); the values we use fit a double. */
+/** uint64 fields arrive as Long objects (or numbers); the values we use fit a double.
+ * @param {number | { toString(): string } | null | undefined} value @returns {number} */
 export function toNumber(value) {
   if (value === null || value === undefined) return 0;
   return typeof value === "number" ? value : Number(value.toString());
