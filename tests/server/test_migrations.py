@@ -254,8 +254,12 @@ async def test_revision_0005_files_client_names_under_clients_and_goes_back_down
         now = datetime.now(UTC)
         tenant_id, machine_ids = uuid.uuid4(), [uuid.uuid4() for _ in range(4)]
         async with engine.begin() as conn:
+            # Raw SQL: the declared tables have columns of later revisions (0006).
             await conn.execute(
-                insert(tenants_table).values(id=tenant_id, name="t-0005", created_at=now)
+                text(
+                    "INSERT INTO tenants (id, name, created_at) VALUES (:id, 't-0005', :now)"
+                ).bindparams(bindparam("id", type_=Uuid()), bindparam("now", type_=UTCDateTime())),
+                {"id": tenant_id, "now": now},
             )
             for machine_id, client in zip(
                 machine_ids, ["acme", "acme", "globex", None], strict=True

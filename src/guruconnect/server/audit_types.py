@@ -54,6 +54,13 @@ class AuditType(StrEnum):
     SUPPORT_CODE_CREATED = "support_code.created"
     SUPPORT_CODE_REDEEMED = "support_code.redeemed"
     RELEASE_PUBLISHED = "release.published"
+    # -- machines, clients, sites --------------------------------------------------------------
+    MACHINE_RENAMED = "machine.renamed"
+    MACHINE_UPDATED = "machine.updated"
+    MACHINE_DELETED = "machine.deleted"
+    MACHINE_REKEYED = "machine.rekeyed"
+    CLIENT_CREATED = "client.created"
+    SITE_CREATED = "site.created"
     UPDATE_POLICY_SET = "update_policy.set"
     UPDATE_POLICY_DELETED = "update_policy.deleted"
     # -- sessions ----------------------------------------------------------------------------
@@ -126,6 +133,12 @@ LABELS: dict[AuditType, str] = {
     AuditType.SUPPORT_CODE_CREATED: "Support code created",
     AuditType.SUPPORT_CODE_REDEEMED: "Support code redeemed",
     AuditType.RELEASE_PUBLISHED: "Agent release published",
+    AuditType.MACHINE_RENAMED: "Machine renamed",
+    AuditType.MACHINE_UPDATED: "Machine changed",
+    AuditType.MACHINE_DELETED: "Machine forgotten",
+    AuditType.MACHINE_REKEYED: "Machine given a new agent key",
+    AuditType.CLIENT_CREATED: "Client created",
+    AuditType.SITE_CREATED: "Site created",
     AuditType.UPDATE_POLICY_SET: "Update policy set",
     AuditType.UPDATE_POLICY_DELETED: "Update policy removed",
     AuditType.SESSION_CREATED: "Session started",

@@ -35,6 +35,7 @@ from guruconnect.server.api.deps import (
     source_address,
 )
 from guruconnect.server.api.sessions import SessionOut
+from guruconnect.server.audit_types import AuditType
 from guruconnect.server.auth import secrets_format
 from guruconnect.server.auth.permissions import Permission, for_scope
 from guruconnect.server.db import agent_keys, clients, machines, sessions
@@ -44,15 +45,15 @@ from guruconnect.server.errors import invalid
 
 router = APIRouter(prefix="/api/machines", tags=["machines"])
 
-# -- audit event types of this module (to move into the shared vocabulary) ----------------
-MACHINE_RENAMED = "machine.renamed"
-MACHINE_UPDATED = "machine.updated"
-MACHINE_DELETED = "machine.deleted"
-MACHINE_REKEYED = "machine.rekeyed"
-CLIENT_CREATED = "client.created"
-SITE_CREATED = "site.created"
-AGENT_KEY_ISSUED = "agent_key.issued"
-AGENT_KEY_REVOKED = "agent_key.revoked"
+# The audit event types this module writes.
+MACHINE_RENAMED = AuditType.MACHINE_RENAMED
+MACHINE_UPDATED = AuditType.MACHINE_UPDATED
+MACHINE_DELETED = AuditType.MACHINE_DELETED
+MACHINE_REKEYED = AuditType.MACHINE_REKEYED
+CLIENT_CREATED = AuditType.CLIENT_CREATED
+SITE_CREATED = AuditType.SITE_CREATED
+AGENT_KEY_ISSUED = AuditType.AGENT_KEY_ISSUED
+AGENT_KEY_REVOKED = AuditType.AGENT_KEY_REVOKED
 
 MAX_TAGS = 20
 MAX_NOTES = 4000

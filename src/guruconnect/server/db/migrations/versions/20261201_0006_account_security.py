@@ -1,13 +1,15 @@
 """account security: forced password change, TOTP MFA, recovery codes, tenant policies
 
-Self-contained: it only adds columns to ``users`` and ``tenants`` and one new table, so it
-can follow any revision that leaves those two tables as 0004 did.
+It only adds columns to ``users`` and ``tenants`` (in place, see ``_columns``) and one
+new table.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -18,24 +20,37 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade() -> None:
-    with op.batch_alter_table("tenants", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("mfa_required", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
-        batch_op.add_column(
-            sa.Column("audit_keep_content", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.add_column(
+# Columns added in place. Never through the batch mode: on SQLite it rebuilds the table by
+# dropping the old copy, and dropping ``tenants`` or ``users`` cascades (foreign keys are
+# on) into every machine, session and key of the tenant.
+def _columns() -> list[tuple[str, sa.Column[Any]]]:
+    return [
+        (
+            "tenants",
+            sa.Column("mfa_required", sa.Boolean(), server_default=sa.false(), nullable=False),
+        ),
+        (
+            "tenants",
+            sa.Column(
+                "audit_keep_content", sa.Boolean(), server_default=sa.false(), nullable=False
+            ),
+        ),
+        (
+            "users",
             sa.Column(
                 "must_change_password", sa.Boolean(), server_default=sa.false(), nullable=False
-            )
-        )
-        batch_op.add_column(sa.Column("mfa_secret", sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column("mfa_pending_secret", sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column("mfa_enabled_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column("mfa_last_step", sa.BigInteger(), nullable=True))
+            ),
+        ),
+        ("users", sa.Column("mfa_secret", sa.String(length=64), nullable=True)),
+        ("users", sa.Column("mfa_pending_secret", sa.String(length=64), nullable=True)),
+        ("users", sa.Column("mfa_enabled_at", sa.DateTime(timezone=True), nullable=True)),
+        ("users", sa.Column("mfa_last_step", sa.BigInteger(), nullable=True)),
+    ]
+
+
+def upgrade() -> None:
+    for table, column in _columns():
+        op.add_column(table, column)
 
     op.create_table(
         "mfa_recovery_codes",
@@ -66,12 +81,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("mfa_recovery_codes")
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.drop_column("mfa_last_step")
-        batch_op.drop_column("mfa_enabled_at")
-        batch_op.drop_column("mfa_pending_secret")
-        batch_op.drop_column("mfa_secret")
-        batch_op.drop_column("must_change_password")
-    with op.batch_alter_table("tenants", schema=None) as batch_op:
-        batch_op.drop_column("audit_keep_content")
-        batch_op.drop_column("mfa_required")
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    for table, column in reversed(_columns()):
+        if sqlite:
+            # SQLite >= 3.35 drops a column in place (see _columns on the batch mode).
+            op.execute(f"ALTER TABLE {table} DROP COLUMN {column.name}")
+        else:
+            op.drop_column(table, column.name)
