@@ -162,7 +162,8 @@ async def test_write_through_only_when_the_writer_is_idle_and_keeps_order() -> N
     peer = _peer()
     peer._send_now = send_now
     peer.send(b"early")  # no writer waiting yet: queued
-    assert written == [] and peer.outbox.backlog == 1
+    assert written == []
+    assert peer.outbox.backlog == 1
     got: list[bytes | None] = []
 
     async def writer() -> None:
@@ -177,10 +178,12 @@ async def test_write_through_only_when_the_writer_is_idle_and_keeps_order() -> N
     assert got == [b"early"]
     peer.send(b"direct")
     assert peer.send_video(b"frame")
-    assert written == [b"direct", b"frame"] and peer.outbox.backlog == 0
+    assert written == [b"direct", b"frame"]
+    assert peer.outbox.backlog == 0
     accept = False  # the transport asked to pause: queued for the writer instead
     peer.send(b"queued")
-    assert peer.outbox.backlog == 1 and not peer.outbox.idle
+    assert peer.outbox.backlog == 1
+    assert not peer.outbox.idle
     accept = True
     peer.send(b"after")  # must not overtake the queued one
     assert written == [b"direct", b"frame"]
