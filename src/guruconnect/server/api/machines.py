@@ -25,6 +25,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from guruconnect.server import console_events
 from guruconnect.server.api.access import NOT_FOUND, reachable_machine, visible_machines
 from guruconnect.server.api.agent_keys import AgentKeyOut, IssuedAgentKey
 from guruconnect.server.api.deps import (
@@ -349,7 +350,7 @@ async def update_machine(
                 changes=_describe_changes(current, others),
             )
         )
-    # console event: machine changed
+    console_events.notify_machine_changed(state, machine.tenant_id, machine_id)
     if "client_id" in changed:
         await state.hub.recheck_machine(machine_id)
     return _out(machine, state.hub.is_online(machine.id))
@@ -419,7 +420,7 @@ async def forget_machine(
             ended_session=str(live.id) if live else None,
         )
     )
-    # console event: machine changed
+    console_events.notify_machine_changed(state, machine.tenant_id, machine_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -504,7 +505,7 @@ async def rekey_machine(
             revoked_keys=[key.prefix for key in old],
         )
     )
-    # console event: machine changed
+    console_events.notify_machine_changed(state, machine.tenant_id, machine_id)
     return IssuedAgentKey(
         **AgentKeyOut.of(issued).model_dump(), key=new.key, server_url=state.settings.public_url
     )

@@ -73,9 +73,9 @@ function fillOptions(select, all, values, withNone) {
 
 /**
  * @param {HTMLElement} main
- * @param {{me: Me}} context
+ * @param {{me: Me, navigate: (path: string) => void}} context
  */
-export async function render(main, { me }) {
+export async function render(main, { me, navigate }) {
   const search = h("input", { type: "search", id: "machine-search", placeholder: "Name, hostname, OS, client…" });
   const filter = h(
     "select",
@@ -153,7 +153,25 @@ export async function render(main, { me }) {
       list,
       [
         ["Status", (m) => h("span", { class: `badge ${m.online ? "online" : "offline"}` }, m.online ? "Online" : "Offline")],
-        ["Name", (m) => h("strong", {}, agentText(m.name))],
+        [
+          "Name",
+          (m) =>
+            h(
+              "a",
+              {
+                href: `/machines/${encodeURIComponent(m.id)}`,
+                class: "machine-link",
+                title: `Manage ${m.name}`,
+                "data-focus-key": `name-${m.id}`,
+                onclick: (/** @type {MouseEvent} */ event) => {
+                  if (event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+                  event.preventDefault();
+                  navigate(`/machines/${m.id}`);
+                },
+              },
+              h("strong", {}, agentText(m.name)),
+            ),
+        ],
         ["Hostname", (m) => agentText(m.hostname)],
         ["OS", (m) => agentText(m.os)],
         ["Agent", (m) => agentText(m.agent_version)],
