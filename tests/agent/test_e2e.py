@@ -34,6 +34,7 @@ from guruconnect.protocol import keys as keytable
 from tests.agent.conftest import SCREEN, AgentProcess, XServer, admin_api
 from tests.agent.test_h264 import desktop as h264_desktop
 from tests.conftest import LiveServer
+from tests.timing import scaled
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -63,8 +64,9 @@ def desktop_like(width: int, height: int, seed: int) -> np.ndarray[Any, np.dtype
     return rgb
 
 
-async def wait_online(api: ApiClient, timeout: float = 20) -> str:
-    deadline = time.monotonic() + timeout
+async def wait_online(api: ApiClient, timeout: float | None = None) -> str:
+    """``timeout`` in seconds (callers scale it); by default 20 time units."""
+    deadline = time.monotonic() + (scaled(20) if timeout is None else timeout)
     while time.monotonic() < deadline:
         machines = await api._call("GET", "/api/machines")
         items = machines["items"] if isinstance(machines, dict) else machines
@@ -85,7 +87,7 @@ async def open_session(
 
 
 async def next_state(viewer: ViewerClient, wanted: int, timeout: float = 20) -> SessionState:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while True:
         state = await viewer.expect("session_state", max(0.1, deadline - time.monotonic()))
         if state.state == wanted:
@@ -100,7 +102,7 @@ async def picture_until(
     on_frame: Callable[[Any], None] | None = None,
     others: list[Any] | None = None,
 ) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while not (decoder.frames and done()):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -347,7 +349,7 @@ def test_the_person_at_the_machine_allows_chats_and_ends_the_session(
         await asyncio.to_thread(xserver.press, indicator, "alt+e")
         ended = await next_state(viewer, SessionState.STATE_ENDED)
         assert ended.reason == "ended_at_machine"
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + scaled(10)
         while not xserver.no_window(INDICATOR):
             assert time.monotonic() < deadline, "the indicator stayed"
             await asyncio.sleep(0.1)
@@ -365,7 +367,7 @@ def test_denial_ends_the_request_and_nothing_is_sent(
         session_id, viewer = await open_session(api, machine_id)
         dialog = await asyncio.to_thread(xserver.window, CONSENT)
         await asyncio.to_thread(xserver.press, dialog, "alt+d")
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + scaled(15)
         kinds = []
         while True:
             envelope = await viewer.recv(max(0.1, deadline - time.monotonic()))
@@ -408,7 +410,7 @@ def test_agent_comes_back_after_the_server_restarts(
 
     async def after() -> None:
         api = await admin_api(second)
-        machine_id = await wait_online(api, timeout=30)
+        machine_id = await wait_online(api, timeout=scaled(30))
         _session_id, viewer = await open_session(api, machine_id)
         frame = await viewer.expect("video_frame", timeout=15)
         assert frame.width == SCREEN[0]
@@ -475,7 +477,7 @@ def test_h264_session_shows_the_screen_within_the_psnr_threshold(
         decoder = H264Decoder()
         screen = xserver.screenshot()[:, :, 2::-1]
         best = 0.0
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + scaled(30)
         while best < PSNR_DB or decoder.frames < 5:
             assert time.monotonic() < deadline, f"best PSNR {best:.1f} dB"
             envelope = await viewer.recv(10)
