@@ -664,18 +664,28 @@ async def test_cli_issued_key_authenticates(
 
 async def test_silent_agent_is_closed_by_heartbeat_timeout(relay_factory: Any) -> None:
     relay = await asyncio.to_thread(relay_factory, heartbeat_interval_seconds=0.3)
+    stop = asyncio.Event()
+
+    async def answering(conn: Connection) -> None:
+        while not stop.is_set():
+            await received(conn, 0.05)
+
     async with await relay.api() as api:
         talker, _, _ = await relay.online_agent(api, label="talker")
+        # The talker answers from now on: setting up the second agent can take longer than
+        # two periods on a loaded machine.
+        talking = asyncio.create_task(answering(talker))
         silent, silent_machine, _ = await relay.online_agent(api, label="silent")
     silent.answer_heartbeats = False
     started = time.monotonic()
 
-    staying = asyncio.create_task(stays_open(talker, 1.2))
     code, reason = await silent.wait_closed(timeout=WAIT)
     elapsed = time.monotonic() - started
+    stop.set()
+    await talking
     assert code == 4408, (code, reason)
     assert 0.3 < elapsed < scaled(1.1), elapsed  # two heartbeat periods, plus slack
-    await staying  # the agent that answers outlives four periods
+    await stays_open(talker, 1.2)  # the agent that answers outlives four more periods
 
     [row] = await audit_rows(relay, "agent.disconnected", close_code=4408)
     assert str(row.machine_id) == silent_machine
