@@ -179,7 +179,12 @@ def test_whole_path_through_the_proxy(
                 raise AssertionError(f"{exc}; agent log: {agent.log()[-2000:]}") from None
 
             # The browser viewer over wss:// through the proxy.
-            row.get_by_role("button", name="Control", exact=True).click()
+            # The Machines list opens the viewer in a tab of its own.
+            with web.context.expect_page() as opened:
+                row.get_by_role("button", name=re.compile(r"^Control ")).click()
+            web.page = opened.value
+            web.page.on("pageerror", lambda exc: web.log.errors.append(str(exc)))
+            web.page.on("console", web.log.on_console)
             web.page.wait_for_url(re.compile(r"/viewer/"))
             expect(web.page.locator("#status")).to_have_text("Waiting for consent…")
             xserver.answer(CONSENT_TITLE, "alt+a")

@@ -29,6 +29,7 @@ DASHBOARD = {
     "users": "#user-list table",
     "updates": "main h1 + *",
     "audit": "#audit-list",
+    "account": "main h2",
 }
 
 

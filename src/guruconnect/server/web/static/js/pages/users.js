@@ -164,7 +164,7 @@ export async function render(main, { me }) {
                       { type: "button", onclick: () => act(`${u.username} ${u.disabled ? "enabled" : "disabled"}`, () => api("PATCH", `/api/users/${u.id}`, { disabled: !u.disabled })) },
                       u.disabled ? "Enable" : "Disable",
                     ),
-                u.id === me.id ? null : h("button", { type: "button", class: "reset-password", "aria-label": `Reset the password of ${u.username}`, onclick: () => resetPassword(u) }, "Reset password…"),
+                u.id === me.id ? null : h("button", { type: "button", class: "reset-password", "aria-label": `Reset password… of ${u.username}`, onclick: () => resetPassword(u) }, "Reset password…"),
                 confirmButton("Revoke tokens", "Log out everywhere?", () =>
                   act(`Tokens of ${u.username} revoked`, () => api("POST", `/api/auth/revoke-user/${u.id}`)),
                 ),
