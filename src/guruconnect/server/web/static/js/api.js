@@ -1,10 +1,17 @@
+// @ts-check
 // The REST API as the browser uses it. The access token lives in an HttpOnly cookie the
 // server sets (scripts cannot read it); this module only holds the CSRF token, in memory,
 // and sends it with every write. Nothing goes to localStorage or into a URL.
 
+/** @type {string | null} */
 let csrfToken = null;
 
 export class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} message
+   * @param {string | null} [retryAfter]
+   */
   constructor(status, message, retryAfter = null) {
     super(message);
     this.status = status;
@@ -12,6 +19,11 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * @param {number} status
+ * @param {{detail?: string | {loc?: (string | number)[], msg: string}[]} | null} body
+ * @returns {string}
+ */
 function describe(status, body) {
   const detail = body && body.detail;
   if (typeof detail === "string") return detail;
@@ -23,13 +35,24 @@ function describe(status, body) {
   return `request failed (HTTP ${status})`;
 }
 
-/** Calls that find the session gone (401) go through this hook (the app sends to login). */
+/**
+ * Calls that find the session gone (401) go through this hook (the app sends to login).
+ * @type {((error: ApiError) => void) | null}
+ */
 let onUnauthorized = null;
+/** @param {(error: ApiError) => void} fn */
 export function setUnauthorizedHandler(fn) {
   onUnauthorized = fn;
 }
 
+/**
+ * @param {string} method
+ * @param {string} path
+ * @param {unknown} [body]
+ * @returns {Promise<any>}
+ */
 export async function api(method, path, body) {
+  /** @type {Record<string, string>} */
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET" && csrfToken) headers["X-CSRF-Token"] = csrfToken;
@@ -64,6 +87,10 @@ export async function api(method, path, body) {
   return data;
 }
 
+/**
+ * @param {string} username
+ * @param {string} password
+ */
 export async function logIn(username, password) {
   const session = await api("POST", "/api/auth/session", { username, password });
   csrfToken = session.csrf_token;
@@ -77,7 +104,7 @@ export async function whoAmI() {
     csrfToken = me.csrf_token;
     return me;
   } catch (error) {
-    if (error.status === 401) return null;
+    if (/** @type {ApiError} */ (error).status === 401) return null;
     throw error;
   }
 }
@@ -90,6 +117,10 @@ export async function logOut() {
   }
 }
 
+/**
+ * @param {{permissions: string[]} | null | undefined} me
+ * @param {string} permission
+ */
 export function can(me, permission) {
   return Boolean(me && me.permissions.includes(permission));
 }

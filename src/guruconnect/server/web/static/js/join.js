@@ -1,12 +1,30 @@
+// @ts-check
 // The customer's join page: a code (typed, or from the /join/CODE link) -> who is asking,
 // what for, and the agent to download with the code bound to it. Everything shown comes
 // from /join/CODE/details as text nodes (dom.js h()), never as markup.
 import { h, replace } from "./dom.js";
 
-const form = document.getElementById("join-form");
-const input = document.getElementById("join-code");
-const status = document.getElementById("join-status");
-const details = document.getElementById("join-details");
+/**
+ * @typedef {{platform: string, url: string, file_name: string, label: string}} Download
+ * @typedef {{code: string, technician: string | null, company: string | null, purpose: string,
+ *   expires_at: string, downloads: Download[], link: string | null}} JoinInfo
+ */
+
+/**
+ * An element the join page's markup must have (missing: the template is broken).
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
+function byId(id) {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`join page: element #${id} is missing`);
+  return el;
+}
+
+const form = byId("join-form");
+const input = /** @type {HTMLInputElement} */ (byId("join-code"));
+const status = byId("join-status");
+const details = byId("join-details");
 
 function fromPath() {
   const match = location.pathname.match(/^\/join\/([^/]+)$/);
@@ -17,12 +35,14 @@ function guessPlatform() {
   return /Windows/i.test(navigator.userAgent) ? "windows-x86_64" : "linux-x86_64";
 }
 
+/** @param {string} text */
 function showError(text) {
   replace(details);
   status.textContent = text;
   status.hidden = false;
 }
 
+/** @param {JoinInfo} info */
 function draw(info) {
   status.hidden = true;
   const mine = guessPlatform();
@@ -56,6 +76,7 @@ function draw(info) {
   );
 }
 
+/** @param {string} code */
 async function look(code) {
   const clean = code.trim().toUpperCase();
   if (!clean) return;
@@ -67,6 +88,7 @@ async function look(code) {
     showError("The server cannot be reached. Try again.");
     return;
   }
+  /** @type {any} */
   let body = {};
   try {
     body = await response.json();

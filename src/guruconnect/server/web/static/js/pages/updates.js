@@ -1,16 +1,31 @@
+// @ts-check
 // Agent updates (admins): published releases, and policies that pin or pause updates for
 // the whole tenant, one client, or one machine. Releases are published and signed with the
 // CLI on the operator's machine; this page never sees a signing key.
 import { api } from "../api.js";
 import { confirmButton, h, replace, table, when } from "../dom.js";
 
+/**
+ * @typedef {import("./machines.js").Machine} Machine
+ * @typedef {{version: string, platform: string, arch: string, channel: string, sha256: string,
+ *   key_id: string | null, created_at: string, expires_at: string | null}} Release
+ * @typedef {{id: string, machine_id: string | null, client_name: string | null,
+ *   pinned_version: string | null, paused: boolean}} Policy
+ */
+
+/** @param {HTMLElement} main */
 export async function render(main) {
   const status = h("p", { class: "error", role: "alert", hidden: true });
   const notice = h("p", { class: "ok", role: "status", hidden: true });
   const releaseList = h("div", { id: "release-list" });
   const policyList = h("div", { id: "policy-list" });
+  /** @type {Machine[]} */
   let machines = [];
 
+  /**
+   * @param {string} text
+   * @param {boolean} [ok]
+   */
   const say = (text, ok = true) => {
     (ok ? notice : status).textContent = text;
     (ok ? notice : status).hidden = false;
@@ -28,10 +43,11 @@ export async function render(main) {
       drawMachines();
       draw(releases, policies);
     } catch (error) {
-      say(`Cannot load updates: ${error.message}`, false);
+      say(`Cannot load updates: ${/** @type {Error} */ (error).message}`, false);
     }
   }
 
+  /** @param {Policy} p */
   function scopeOf(p) {
     if (p.machine_id) {
       const m = machines.find((x) => x.id === p.machine_id);
@@ -41,6 +57,10 @@ export async function render(main) {
     return "All machines";
   }
 
+  /**
+   * @param {Release[]} releases
+   * @param {Policy[]} policies
+   */
   function draw(releases, policies) {
     replace(
       releaseList,
@@ -73,7 +93,7 @@ export async function render(main) {
                   await api("DELETE", `/api/update-policies/${p.id}`);
                   say("Policy removed");
                 } catch (error) {
-                  say(`Remove failed: ${error.message}`, false);
+                  say(`Remove failed: ${/** @type {Error} */ (error).message}`, false);
                 }
                 await refresh();
               }),
@@ -108,8 +128,9 @@ export async function render(main) {
     {
       class: "card form-grid",
       id: "policy-form",
-      onsubmit: async (event) => {
+      onsubmit: async (/** @type {SubmitEvent} */ event) => {
         event.preventDefault();
+        /** @type {{pinned_version: string | null, paused: boolean, client_name?: string, machine_id?: string}} */
         const body = { pinned_version: pinned.value.trim() || null, paused: paused.checked };
         if (scope.value === "client") body.client_name = client.value.trim();
         if (scope.value === "machine") body.machine_id = machine.value;
@@ -119,7 +140,7 @@ export async function render(main) {
           pinned.value = "";
           paused.checked = false;
         } catch (error) {
-          say(`Save failed: ${error.message}`, false);
+          say(`Save failed: ${/** @type {Error} */ (error).message}`, false);
         }
         await refresh();
       },
@@ -142,7 +163,7 @@ export async function render(main) {
           const result = await api("POST", "/api/releases/announce");
           say(`Offered to ${result.offered} connected agent${result.offered === 1 ? "" : "s"}`);
         } catch (error) {
-          say(`Offer failed: ${error.message}`, false);
+          say(`Offer failed: ${/** @type {Error} */ (error).message}`, false);
         }
       },
     },

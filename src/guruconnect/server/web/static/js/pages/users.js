@@ -1,26 +1,48 @@
+// @ts-check
 // Users of the admin's tenant: create, disable, set role, client access, revoke tokens.
 import { api } from "../api.js";
 import { confirmButton, h, replace, table, when } from "../dom.js";
 
+/**
+ * @typedef {import("../dashboard.js").Me} Me
+ * @typedef {import("./machines.js").Machine} Machine
+ * @typedef {{id: string, username: string, display_name: string | null, role: string,
+ *   disabled: boolean, last_login_at: string | null,
+ *   client_access: {client_names: string[], machine_ids: string[]}}} User
+ */
+
+/**
+ * @param {HTMLElement} main
+ * @param {{me: Me}} context
+ */
 export async function render(main, { me }) {
   const status = h("p", { class: "error", role: "alert", hidden: true });
   const notice = h("p", { class: "ok", role: "status", hidden: true });
   const list = h("div", { id: "user-list" });
   const editor = h("div", { id: "access-editor" });
+  /** @type {Machine[]} */
   let machines = [];
 
+  /**
+   * @param {string} text
+   * @param {boolean} [ok]
+   */
   const say = (text, ok = true) => {
     (ok ? notice : status).textContent = text;
     (ok ? notice : status).hidden = false;
     (ok ? status : notice).hidden = true;
   };
 
+  /**
+   * @param {string} what
+   * @param {() => Promise<unknown>} fn
+   */
   async function act(what, fn) {
     try {
       await fn();
       say(what);
     } catch (error) {
-      say(`${what.split(":")[0]} failed: ${error.message}`, false);
+      say(`${what.split(":")[0]} failed: ${/** @type {Error} */ (error).message}`, false);
     }
     await refresh();
   }
@@ -36,7 +58,7 @@ export async function render(main, { me }) {
     {
       class: "card form-grid",
       id: "create-user",
-      onsubmit: async (event) => {
+      onsubmit: async (/** @type {SubmitEvent} */ event) => {
         event.preventDefault();
         const name = username.value.trim();
         await act(`Created ${name}`, () =>
@@ -61,6 +83,7 @@ export async function render(main, { me }) {
   );
 
   // -- client access ------------------------------------------------------------------
+  /** @param {User} user */
   function editAccess(user) {
     const chosen = new Set(user.client_access.machine_ids);
     const clients = h("input", { id: "access-clients", value: user.client_access.client_names.join(", ") });
@@ -73,10 +96,10 @@ export async function render(main, { me }) {
         "form",
         {
           class: "card",
-          onsubmit: async (event) => {
+          onsubmit: async (/** @type {SubmitEvent} */ event) => {
             event.preventDefault();
             const body = {
-              machine_ids: boxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => i.value),
+              machine_ids: boxes.map((b) => /** @type {HTMLInputElement} */ (b.querySelector("input"))).filter((i) => i.checked).map((i) => i.value),
               client_names: clients.value.split(",").map((c) => c.trim()).filter(Boolean),
             };
             await act(`Access saved for ${user.username}`, () => api("PUT", `/api/users/${user.id}/client-access`, body));
@@ -94,6 +117,7 @@ export async function render(main, { me }) {
   }
 
   // -- admin password reset (issue 16): a temporary password the user must change -------
+  /** @param {User} user */
   function resetPassword(user) {
     const temporary = h("input", { id: "reset-password", type: "password", required: true, minlength: 12, autocomplete: "new-password" });
     replace(
@@ -103,7 +127,7 @@ export async function render(main, { me }) {
         {
           class: "card form-stack",
           id: "reset-form",
-          onsubmit: async (event) => {
+          onsubmit: async (/** @type {SubmitEvent} */ event) => {
             event.preventDefault();
             await act(`Temporary password set for ${user.username}; they must change it at their next login`, () =>
               api("POST", `/api/users/${user.id}/reset-password`, { password: temporary.value }),
@@ -122,6 +146,7 @@ export async function render(main, { me }) {
   }
 
   // -- list ---------------------------------------------------------------------------
+  /** @param {User[]} users */
   function draw(users) {
     replace(
       list,
@@ -136,7 +161,7 @@ export async function render(main, { me }) {
                 {
                   "aria-label": `Role of ${u.username}`,
                   disabled: u.id === me.id,
-                  onchange: (event) => act(`Role of ${u.username} set to ${event.target.value}`, () => api("PATCH", `/api/users/${u.id}`, { role: event.target.value })),
+                  onchange: (/** @type {Event & {target: HTMLSelectElement}} */ event) => act(`Role of ${u.username} set to ${event.target.value}`, () => api("PATCH", `/api/users/${u.id}`, { role: event.target.value })),
                 },
                 ["technician", "admin"].map((r) => h("option", { value: r, selected: u.role === r }, r)),
               ),
@@ -183,7 +208,7 @@ export async function render(main, { me }) {
       machines = found;
       draw(users);
     } catch (error) {
-      say(`Cannot load users: ${error.message}`, false);
+      say(`Cannot load users: ${/** @type {Error} */ (error).message}`, false);
     }
   }
 
