@@ -21,6 +21,7 @@ import Xlib.display
 import Xlib.X
 
 from guruconnect.agent.tray_ui import MENU_TITLE
+from guruconnect.client import ApiClient, ViewerClient
 from guruconnect.protocol import SessionState
 from tests.agent.conftest import AgentProcess, XServer, admin_api, require_tool, start_xvfb
 from tests.agent.test_e2e import CHAT, CONSENT, next_state, open_session, wait_online
@@ -151,7 +152,19 @@ def test_the_tray_shows_the_state_and_its_menu_chats_ends_and_exits(
 
     async def session() -> None:
         api = await admin_api(relay)
+        try:
+            await in_session(api)
+        finally:
+            await api.aclose()
+
+    async def in_session(api: ApiClient) -> None:
         _session_id, viewer = await open_session(api, machine_id)
+        try:
+            await drive(viewer)
+        finally:
+            await viewer.close()
+
+    async def drive(viewer: ViewerClient) -> None:
         dialog = await asyncio.to_thread(xserver.window, CONSENT, scaled(30))
         await asyncio.to_thread(xserver.press, dialog, "alt+a")
         await next_state(viewer, SessionState.STATE_ACTIVE, timeout=scaled(30))
@@ -169,8 +182,6 @@ def test_the_tray_shows_the_state_and_its_menu_chats_ends_and_exits(
         ended = await next_state(viewer, SessionState.STATE_ENDED, timeout=scaled(30))
         assert ended.reason == "ended_at_machine"
         await asyncio.to_thread(icon, xserver, connected)
-        await viewer.close()
-        await api.aclose()
 
     asyncio.run(session())
     # Exit from the menu: the agent stops cleanly.

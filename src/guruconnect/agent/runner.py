@@ -529,8 +529,8 @@ class Agent:
         await conn.send(SessionResponse(session_id=session.id, accepted=True, codec=codec))
         session.streamer = streamer
         session.task = asyncio.create_task(self._stream(conn, streamer), name="stream")
-        self._prepare_input(session)
         self.desktop.session_started(session.id, session.technician, session.scope_name)
+        self._prepare_input(session)
         log.info("session started", session_id=session.id, scope=session.scope_name)
 
     async def _stream(self, conn: AgentClient, streamer: Streamer) -> None:
@@ -619,7 +619,7 @@ class Agent:
             return
         try:
             self.injector()
-        except InjectError as exc:
+        except Exception as exc:  # the session goes on; the first input reports it again
             log.warning("input injection unavailable", error=str(exc))
 
     def _release_input(self) -> None:
